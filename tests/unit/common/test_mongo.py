@@ -1,0 +1,31 @@
+"""The embedded SecantusDB: starts on a free port, keeps data in a folder across restarts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pymongo
+
+from secondnum.mongo import EmbeddedMongo
+
+
+def test_data_survives_restart(tmp_path: Path) -> None:
+    data = tmp_path / "db"
+    with EmbeddedMongo(data) as first:
+        client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(first.uri)
+        client.t.c.insert_one({"_id": "42027777100", "mode": "forward_then_voicemail"})
+        client.close()
+    with EmbeddedMongo(data) as second:
+        client = pymongo.MongoClient(second.uri)
+        assert client.t.c.find_one({"_id": "42027777100"}) == {"_id": "42027777100",
+                                                              "mode": "forward_then_voicemail"}
+        client.close()
+
+
+def test_missing_binary_is_a_clear_error() -> None:
+    import pytest
+
+    from secondnum.mongo import EmbeddedMongoError
+
+    with pytest.raises(EmbeddedMongoError, match="MONGO_URI"):
+        EmbeddedMongo(executable="no-such-secantusd").start()
