@@ -104,7 +104,7 @@ async def _run(names: Sequence[str], config: Config, run: RunSettings, embedded_
         for svc in services:
             ctx.services[svc.name] = svc
         if seed:
-            from secondnum.seed import seed_demo_data  # noqa: PLC0415 - only `up` provisions
+            from secondnum.seed import seed_demo_data
 
             await seed_demo_data(ctx)
         await run_services(services, run.drain_limit)
@@ -115,7 +115,7 @@ async def _run(names: Sequence[str], config: Config, run: RunSettings, embedded_
 
 def _run_loop(coro_factory: Callable[[], object]) -> None:
     try:
-        import uvloop  # noqa: PLC0415 - optional speed-up
+        import uvloop
 
         uvloop.run(coro_factory())  # type: ignore[arg-type]
     except ImportError:

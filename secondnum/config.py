@@ -100,7 +100,7 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-def _convert(value: Any, hint: Any, key: str) -> Any:  # noqa: PLR0911 - one branch per type form
+def _convert(value: Any, hint: Any, key: str) -> Any:
     origin = get_origin(hint)
     if origin in (Union, types.UnionType):
         args = [a for a in get_args(hint) if a is not type(None)]

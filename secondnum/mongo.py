@@ -86,7 +86,7 @@ class EmbeddedMongo:
             self._find_executable(), "--config", str(config), "--host", "127.0.0.1", "--port", "0",
             "--storage-path", self.storage,
         ]
-        self.process = subprocess.Popen(  # noqa: S603 - fixed argv
+        self.process = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )
         assert self.process.stdout is not None
@@ -156,7 +156,7 @@ class EmbeddedMongo:
 def connect(uri: str, database: str = DB_NAME_DEFAULT, alias: str = "default",
             server_selection_timeout_ms: int = 2000) -> None:
     """Connect mongoengine (``alias``) to ``uri``; idempotent for the same alias."""
-    import mongoengine  # noqa: PLC0415 - heavy import kept off CLI start-up paths that do not need it
+    import mongoengine
 
     with contextlib.suppress(Exception):
         mongoengine.disconnect(alias=alias)
@@ -168,13 +168,13 @@ def connect(uri: str, database: str = DB_NAME_DEFAULT, alias: str = "default",
 
 async def ping(alias: str = "default", timeout: float = 1.0) -> bool:
     """True when the database answers ``ping`` within ``timeout`` (for /health/ready)."""
-    from mongoengine.connection import get_db  # noqa: PLC0415
+    from mongoengine.connection import get_db
 
     def _ping() -> bool:
         try:
             get_db(alias).command("ping")
             return True
-        except Exception:  # noqa: BLE001 - any failure means "not ready"
+        except Exception:
             return False
 
     try:

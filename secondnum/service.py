@@ -112,7 +112,7 @@ async def run_services(services: list[Service], drain_limit: float, ready: async
             try:
                 await asyncio.wait_for(svc.stop(), 15)
                 log.info("service_stopped", service=svc.name)
-            except Exception:  # noqa: BLE001 - stop the rest whatever one does
+            except Exception:
                 log.exception("service_stop_failed", service=svc.name)
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -124,5 +124,5 @@ async def _drain(svc: Service, limit: float) -> None:
         await asyncio.wait_for(svc.drain(limit), limit + 1)
     except TimeoutError:
         log.warning("drain_limit_reached", service=svc.name, limit=limit)
-    except Exception:  # noqa: BLE001
+    except Exception:
         log.exception("drain_failed", service=svc.name)

@@ -19,20 +19,20 @@ from diameter.message.avp.generator import AvpGenDef
 from diameter.message.avp.grouped import EventType
 from diameter.message.commands import all_commands
 
-from secondnum.diameter import constants as C
+from secondnum.diameter import constants as dc
 
 # application id per command code of python-diameter's classes that we (may) use
 _APPLICATION_OF: Final[dict[int, int]] = {
-    C.CMD_CREDIT_CONTROL: C.APP_RO,
-    C.CMD_RE_AUTH: C.APP_RO,
-    C.CMD_ABORT_SESSION: C.APP_RO,
-    C.CMD_USER_DATA: C.APP_SH,
-    C.CMD_PROFILE_UPDATE: C.APP_SH,
-    C.CMD_SUBSCRIBE_NOTIFICATIONS: C.APP_SH,
-    C.CMD_PUSH_NOTIFICATION: C.APP_SH,
+    dc.CMD_CREDIT_CONTROL: dc.APP_RO,
+    dc.CMD_RE_AUTH: dc.APP_RO,
+    dc.CMD_ABORT_SESSION: dc.APP_RO,
+    dc.CMD_USER_DATA: dc.APP_SH,
+    dc.CMD_PROFILE_UPDATE: dc.APP_SH,
+    dc.CMD_SUBSCRIBE_NOTIFICATIONS: dc.APP_SH,
+    dc.CMD_PUSH_NOTIFICATION: dc.APP_SH,
 }
 _SH_COMMANDS: Final = frozenset(
-    {C.CMD_USER_DATA, C.CMD_PROFILE_UPDATE, C.CMD_SUBSCRIBE_NOTIFICATIONS, C.CMD_PUSH_NOTIFICATION}
+    {dc.CMD_USER_DATA, dc.CMD_PROFILE_UPDATE, dc.CMD_SUBSCRIBE_NOTIFICATIONS, dc.CMD_PUSH_NOTIFICATION}
 )
 _CX_USER_DATA: Final = 606
 _RADIUS_SIP_METHOD: Final = 393
@@ -42,14 +42,15 @@ _applied = False
 def _fix_defs(defs: tuple[Any, ...], *, sh: bool) -> tuple[Any, ...]:
     out: list[Any] = []
     seen: set[tuple[str, int, int]] = set()
-    for d in defs:
-        if not isinstance(d, AvpGenDef):
-            out.append(d)
+    for orig in defs:
+        if not isinstance(orig, AvpGenDef):
+            out.append(orig)
             continue
-        if d.avp_code in (C.AVP_ORIGIN_HOST, C.AVP_ORIGIN_REALM) and d.is_mandatory is False:
+        d = orig
+        if d.avp_code in (dc.AVP_ORIGIN_HOST, dc.AVP_ORIGIN_REALM) and d.is_mandatory is False:
             d = d._replace(is_mandatory=None)  # None = dictionary flag = M
-        if sh and d.avp_code == _CX_USER_DATA and d.vendor_id == C.VENDOR_3GPP:
-            d = d._replace(avp_code=C.AVP_3GPP_USER_DATA_SH)
+        if sh and d.avp_code == _CX_USER_DATA and d.vendor_id == dc.VENDOR_3GPP:
+            d = d._replace(avp_code=dc.AVP_3GPP_USER_DATA_SH)
         key = (d.attr_name, d.avp_code, d.vendor_id)
         if key in seen:
             continue  # duplicated definition (CCA's CCFH) would emit the AVP twice
@@ -61,7 +62,7 @@ def _fix_defs(defs: tuple[Any, ...], *, sh: bool) -> tuple[Any, ...]:
 def _with_application_id(cls: type[Any], app_id: int) -> None:
     original = cls.__post_init__
 
-    def __post_init__(self: Any) -> None:
+    def __post_init__(self: Any) -> None:  # noqa: N807 - replaces the dataclass hook
         original(self)
         if self.header.application_id == 0:
             self.header.application_id = app_id
@@ -84,7 +85,7 @@ def apply_patches() -> None:
             if code in _APPLICATION_OF and cls is not base:
                 _with_application_id(cls, _APPLICATION_OF[code])
     EventType.avp_def = tuple(
-        d._replace(avp_code=C.AVP_3GPP_SIP_METHOD, vendor_id=C.VENDOR_3GPP)
+        d._replace(avp_code=dc.AVP_3GPP_SIP_METHOD, vendor_id=dc.VENDOR_3GPP)
         if isinstance(d, AvpGenDef) and d.avp_code == _RADIUS_SIP_METHOD
         else d
         for d in EventType.avp_def

@@ -33,7 +33,7 @@ from diameter.message.avp.avp import (
     get_avp_dictionary_entry,
 )
 
-from secondnum.diameter import constants as C
+from secondnum.diameter import constants as dc
 from secondnum.diameter._patches import apply_patches
 
 __all__ = [
@@ -134,7 +134,7 @@ def grouped(code: int, members: Sequence[Avp], vendor: int = 0, mandatory: bool 
 
 def raw_avp(code: int, payload: bytes, vendor: int = 0, mandatory: bool = True) -> Avp:
     """An AVP with an opaque payload (for codes outside the dictionary, and for tests)."""
-    flags = (C.AVP_FLAG_MANDATORY if mandatory else 0) | (C.AVP_FLAG_VENDOR if vendor else 0)
+    flags = (dc.AVP_FLAG_MANDATORY if mandatory else 0) | (dc.AVP_FLAG_VENDOR if vendor else 0)
     return Avp(code, vendor, payload, flags)
 
 
@@ -142,8 +142,8 @@ def new_request(
     command_code: int, application_id: int, avps: Iterable[Avp] = (), proxiable: bool = True
 ) -> Message:
     """A request; Origin-*, Destination-* and identifiers are filled in by the node when sent."""
-    flags = C.FLAG_REQUEST | (C.FLAG_PROXIABLE if proxiable else 0)
-    hdr = MessageHeader(C.DIAMETER_VERSION, 0, flags, command_code, application_id, 0, 0)
+    flags = dc.FLAG_REQUEST | (dc.FLAG_PROXIABLE if proxiable else 0)
+    hdr = MessageHeader(dc.DIAMETER_VERSION, 0, flags, command_code, application_id, 0, 0)
     return Message(hdr, list(avps))
 
 
@@ -155,9 +155,9 @@ def new_answer(
     Session-Id is copied first when present (§8.8: it MUST appear first in the message).
     """
     rh = request.header
-    flags = (rh.command_flags & C.FLAG_PROXIABLE) | (C.FLAG_ERROR if error else 0)
+    flags = (rh.command_flags & dc.FLAG_PROXIABLE) | (dc.FLAG_ERROR if error else 0)
     hdr = MessageHeader(
-        C.DIAMETER_VERSION,
+        dc.DIAMETER_VERSION,
         0,
         flags,
         rh.command_code,
@@ -166,11 +166,11 @@ def new_answer(
         rh.end_to_end_identifier,
     )
     out: list[Avp] = []
-    sid = first(request.avps, C.AVP_SESSION_ID)
+    sid = first(request.avps, dc.AVP_SESSION_ID)
     if sid is not None:
         out.append(sid)
     if result_code is not None:
-        out.append(avp(C.AVP_RESULT_CODE, result_code))
+        out.append(avp(dc.AVP_RESULT_CODE, result_code))
     out.extend(avps)
     return Message(hdr, out)
 
@@ -179,7 +179,7 @@ def new_answer(
 
 
 def _encode_avp(a: Avp) -> bytes:
-    payload = a.payload
+    payload: bytes = a.payload
     vendor = a.vendor_id
     flags = a.flags
     pad = b"\0" * (-len(payload) % 4)
@@ -228,7 +228,7 @@ def frame_length(data: bytes | bytearray | memoryview) -> int:
     """
     length: int = _U32.unpack_from(data, 0)[0] & 0xFFFFFF
     if length < HEADER_LENGTH or length % 4 or length > MAX_MESSAGE_LENGTH:
-        raise DiameterError(C.INVALID_MESSAGE_LENGTH, f"message length {length}", framing_lost=True)
+        raise DiameterError(dc.INVALID_MESSAGE_LENGTH, f"message length {length}", framing_lost=True)
     return length
 
 
@@ -241,17 +241,17 @@ def decode(data: bytes) -> Message:
     they cost more than the rest of a transaction).
     """
     hdr = decode_header(data)
-    if hdr.version != C.DIAMETER_VERSION:
-        raise DiameterError(C.UNSUPPORTED_VERSION, f"version {hdr.version}", header=hdr)
+    if hdr.version != dc.DIAMETER_VERSION:
+        raise DiameterError(dc.UNSUPPORTED_VERSION, f"version {hdr.version}", header=hdr)
     if hdr.length != len(data):
-        raise DiameterError(C.INVALID_MESSAGE_LENGTH, "length mismatch", header=hdr, framing_lost=True)
+        raise DiameterError(dc.INVALID_MESSAGE_LENGTH, "length mismatch", header=hdr, framing_lost=True)
     flags = hdr.command_flags
-    if flags & C.FLAG_REQUEST and flags & C.FLAG_ERROR:
+    if flags & dc.FLAG_REQUEST and flags & dc.FLAG_ERROR:
         # RFC 6733 §3: "E ... MUST NOT be set in request messages".
-        raise DiameterError(C.INVALID_HDR_BITS, "E bit set in a request", header=hdr)
-    if flags & C.FLAG_REQUEST and flags & C.FLAG_PROXIABLE and hdr.command_code in _LOCAL_COMMANDS:
+        raise DiameterError(dc.INVALID_HDR_BITS, "E bit set in a request", header=hdr)
+    if flags & dc.FLAG_REQUEST and flags & dc.FLAG_PROXIABLE and hdr.command_code in _LOCAL_COMMANDS:
         # CER/DWR/DPR are "REQ" only in their ABNF (RFC 6733 §5.3.1, §5.4.1, §5.5.1).
-        raise DiameterError(C.INVALID_HDR_BITS, "P bit set on a base peer request", header=hdr)
+        raise DiameterError(dc.INVALID_HDR_BITS, "P bit set on a base peer request", header=hdr)
     try:
         avps = _decode_avps(data, HEADER_LENGTH, len(data))
     except DiameterError as e:
@@ -261,7 +261,7 @@ def decode(data: bytes) -> Message:
 
 
 _LOCAL_COMMANDS: Final = frozenset(
-    {C.CMD_CAPABILITIES_EXCHANGE, C.CMD_DEVICE_WATCHDOG, C.CMD_DISCONNECT_PEER}
+    {dc.CMD_CAPABILITIES_EXCHANGE, dc.CMD_DEVICE_WATCHDOG, dc.CMD_DISCONNECT_PEER}
 )
 
 
@@ -269,23 +269,23 @@ def _decode_avps(data: bytes, pos: int, end: int) -> list[Avp]:
     out: list[Avp] = []
     while pos < end:
         if end - pos < 8:
-            raise DiameterError(C.INVALID_AVP_LENGTH, "truncated AVP header", failed_avp=data[pos:end])
+            raise DiameterError(dc.INVALID_AVP_LENGTH, "truncated AVP header", failed_avp=data[pos:end])
         code, fl = _AVP_HDR.unpack_from(data, pos)
         flags = fl >> 24
         length = fl & 0xFFFFFF
-        hlen = 12 if flags & C.AVP_FLAG_VENDOR else 8
+        hlen = 12 if flags & dc.AVP_FLAG_VENDOR else 8
         if length < hlen or pos + length > end:
             # Failed-AVP: the AVP header with a zeroed payload (RFC 6733 §7.5 for 5014).
             raise DiameterError(
-                C.INVALID_AVP_LENGTH, f"AVP {code} length {length}", failed_avp=data[pos : pos + hlen]
+                dc.INVALID_AVP_LENGTH, f"AVP {code} length {length}", failed_avp=data[pos : pos + hlen]
             )
         vendor = _U32.unpack_from(data, pos + 8)[0] if hlen == 12 else 0
         payload = data[pos + hlen : pos + length]
         info = get_avp_dictionary_entry(code, vendor)
         if info is None:
-            if flags & C.AVP_FLAG_MANDATORY:
+            if flags & dc.AVP_FLAG_MANDATORY:
                 raise DiameterError(
-                    C.AVP_UNSUPPORTED, f"AVP {code}/{vendor} with M bit", failed_avp=data[pos : pos + length]
+                    dc.AVP_UNSUPPORTED, f"AVP {code}/{vendor} with M bit", failed_avp=data[pos : pos + length]
                 )
             a: Avp = Avp(code, vendor, payload, flags)
         else:
@@ -295,18 +295,20 @@ def _decode_avps(data: bytes, pos: int, end: int) -> list[Avp]:
             size = _FIXED_SIZE.get(typ)
             if size is not None and len(payload) != size:
                 raise DiameterError(
-                    C.INVALID_AVP_LENGTH, f"{a.name} length {len(payload)}", failed_avp=data[pos : pos + length]
+                    dc.INVALID_AVP_LENGTH,
+                    f"{a.name} length {len(payload)}",
+                    failed_avp=data[pos : pos + length],
                 )
             if typ is AvpUtf8String:
                 try:
                     payload.decode("utf-8")
                 except UnicodeDecodeError:
                     raise DiameterError(
-                        C.INVALID_AVP_VALUE, f"{a.name} not UTF-8", failed_avp=data[pos : pos + length]
+                        dc.INVALID_AVP_VALUE, f"{a.name} not UTF-8", failed_avp=data[pos : pos + length]
                     ) from None
             elif typ is AvpAddress and len(payload) < 2:
                 raise DiameterError(
-                    C.INVALID_AVP_LENGTH, f"{a.name} too short", failed_avp=data[pos : pos + length]
+                    dc.INVALID_AVP_LENGTH, f"{a.name} too short", failed_avp=data[pos : pos + length]
                 )
             elif issubclass(typ, AvpGrouped):
                 a._avps = _decode_avps(data, pos + hlen, pos + length)
@@ -314,7 +316,7 @@ def _decode_avps(data: bytes, pos: int, end: int) -> list[Avp]:
         pos += (length + 3) & ~3
         if pos > end:
             # Padding past the end of the message: the last AVP's length was not 4-aligned at the end.
-            raise DiameterError(C.INVALID_AVP_LENGTH, "AVP padding past message end", failed_avp=None)
+            raise DiameterError(dc.INVALID_AVP_LENGTH, "AVP padding past message end", failed_avp=None)
     return out
 
 
@@ -340,12 +342,12 @@ def values(avps: Iterable[Avp], code: int, vendor: int = 0) -> list[Any]:
 
 def result_code(msg: Message) -> int | None:
     """Result-Code, else Experimental-Result/Experimental-Result-Code (RFC 6733 §7.6)."""
-    rc = value(msg.avps, C.AVP_RESULT_CODE)
+    rc = value(msg.avps, dc.AVP_RESULT_CODE)
     if rc is not None:
         return int(rc)
-    er = first(msg.avps, C.AVP_EXPERIMENTAL_RESULT)
+    er = first(msg.avps, dc.AVP_EXPERIMENTAL_RESULT)
     if er is not None:
-        erc = value(er.value, C.AVP_EXPERIMENTAL_RESULT_CODE)
+        erc = value(er.value, dc.AVP_EXPERIMENTAL_RESULT_CODE)
         return None if erc is None else int(erc)
     return None
 

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import enum
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from diameter.message import Message, MessageHeader
 from diameter.message.avp import Avp
 
 from secondnum.diameter import codec
-from secondnum.diameter import constants as C
+from secondnum.diameter import constants as dc
 
 
 class PeerState(enum.Enum):
@@ -46,7 +46,7 @@ class LocalIdentity:
     host_ip: str = "127.0.0.1"
     vendor_id: int = 0
     product_name: str = "secondnum"
-    auth_applications: tuple[int, ...] = (C.APP_RO,)
+    auth_applications: tuple[int, ...] = (dc.APP_RO,)
     vendor_specific_applications: tuple[int, ...] = ()  # 3GPP applications (Sh) advertised inside VSAI
     origin_state_id: int = 1
 
@@ -108,6 +108,7 @@ class PeerConnection:
     now: float
     watchdog_interval: float = 30.0
     ids: codec.IdGenerator = field(default_factory=codec.IdGenerator)
+    acceptor: Callable[[str, str], bool] | None = None  # responder: may this Origin-Host/Realm connect?
     state: PeerState = PeerState.WAIT_CONN_ACK
     peer_host: str | None = None
     peer_realm: str | None = None
@@ -125,7 +126,7 @@ class PeerConnection:
         if self.initiator:
             self.state = PeerState.WAIT_CEA
             req = codec.new_request(
-                C.CMD_CAPABILITIES_EXCHANGE, C.APP_COMMON, self._capabilities(), proxiable=False
+                dc.CMD_CAPABILITIES_EXCHANGE, dc.APP_COMMON, self._capabilities(), proxiable=False
             )
             self._send_request(req)
         else:
@@ -171,7 +172,7 @@ class PeerConnection:
             return [PeerClosed("capabilities exchange timed out")]
         if not wd.pending:
             self._send_request(
-                codec.new_request(C.CMD_DEVICE_WATCHDOG, C.APP_COMMON, self._origin(), proxiable=False)
+                codec.new_request(dc.CMD_DEVICE_WATCHDOG, dc.APP_COMMON, self._origin(), proxiable=False)
             )
             wd.pending = True
             wd.deadline = now + self._tw(wd)
@@ -210,12 +211,14 @@ class PeerConnection:
     def send_raw(self, data: bytes) -> None:
         self._out.append(data)
 
-    def disconnect(self, now: float, cause: int = C.DISCONNECT_CAUSE_REBOOTING) -> None:
+    def disconnect(self, now: float, cause: int = dc.DISCONNECT_CAUSE_REBOOTING) -> None:
         """Send DPR and wait for DPA (RFC 6733 §5.4) at most 5 s."""
         self.now = now
         if self.state in (PeerState.OPEN, PeerState.SUSPECT):
-            avps = [*self._origin(), codec.avp(C.AVP_DISCONNECT_CAUSE, cause)]
-            self._send_request(codec.new_request(C.CMD_DISCONNECT_PEER, C.APP_COMMON, avps, proxiable=False))
+            avps = [*self._origin(), codec.avp(dc.AVP_DISCONNECT_CAUSE, cause)]
+            self._send_request(
+                codec.new_request(dc.CMD_DISCONNECT_PEER, dc.APP_COMMON, avps, proxiable=False)
+            )
             self.state = PeerState.CLOSING
             self._close_deadline = now + 5.0
         elif self.state is not PeerState.CLOSED:
@@ -239,26 +242,26 @@ class PeerConnection:
 
     def _origin(self) -> list[Avp]:
         return [
-            codec.avp(C.AVP_ORIGIN_HOST, self.local.origin_host.encode()),
-            codec.avp(C.AVP_ORIGIN_REALM, self.local.origin_realm.encode()),
+            codec.avp(dc.AVP_ORIGIN_HOST, self.local.origin_host.encode()),
+            codec.avp(dc.AVP_ORIGIN_REALM, self.local.origin_realm.encode()),
         ]
 
     def _capabilities(self) -> list[Avp]:
         """CER/CEA body (RFC 6733 §5.3.1/§5.3.2); 3GPP apps inside Vendor-Specific-Application-Id."""
         avps = [
             *self._origin(),
-            codec.avp(C.AVP_HOST_IP_ADDRESS, self.local.host_ip),
-            codec.avp(C.AVP_VENDOR_ID, self.local.vendor_id),
-            codec.avp(C.AVP_PRODUCT_NAME, self.local.product_name),
-            codec.avp(C.AVP_ORIGIN_STATE_ID, self.local.origin_state_id),
+            codec.avp(dc.AVP_HOST_IP_ADDRESS, self.local.host_ip),
+            codec.avp(dc.AVP_VENDOR_ID, self.local.vendor_id),
+            codec.avp(dc.AVP_PRODUCT_NAME, self.local.product_name),
+            codec.avp(dc.AVP_ORIGIN_STATE_ID, self.local.origin_state_id),
         ]
         if self.local.vendor_specific_applications:
-            avps.append(codec.avp(C.AVP_SUPPORTED_VENDOR_ID, C.VENDOR_3GPP))
-        avps += [codec.avp(C.AVP_AUTH_APPLICATION_ID, a) for a in self.local.auth_applications]
+            avps.append(codec.avp(dc.AVP_SUPPORTED_VENDOR_ID, dc.VENDOR_3GPP))
+        avps += [codec.avp(dc.AVP_AUTH_APPLICATION_ID, a) for a in self.local.auth_applications]
         avps += [
             codec.grouped(
-                C.AVP_VENDOR_SPECIFIC_APPLICATION_ID,
-                [codec.avp(C.AVP_VENDOR_ID, C.VENDOR_3GPP), codec.avp(C.AVP_AUTH_APPLICATION_ID, a)],
+                dc.AVP_VENDOR_SPECIFIC_APPLICATION_ID,
+                [codec.avp(dc.AVP_VENDOR_ID, dc.VENDOR_3GPP), codec.avp(dc.AVP_AUTH_APPLICATION_ID, a)],
             )
             for a in self.local.vendor_specific_applications
         ]
@@ -280,9 +283,9 @@ class PeerConnection:
         """Answer a request we cannot process (RFC 6733 §7.2: E bit for 3xxx, Failed-AVP §7.5)."""
         extra: list[Avp] = []
         if detail:
-            extra.append(codec.avp(C.AVP_ERROR_MESSAGE, detail[:200]))
+            extra.append(codec.avp(dc.AVP_ERROR_MESSAGE, detail[:200]))
         if failed_avp is not None:
-            extra.append(codec.raw_avp(C.AVP_FAILED_AVP, failed_avp, mandatory=True))
+            extra.append(codec.raw_avp(dc.AVP_FAILED_AVP, failed_avp, mandatory=True))
         ans = codec.new_answer(Message(header, []), result, error=3000 <= result < 4000)
         ans.avps = [*ans.avps, *self._origin(), *extra]
         self._out.append(codec.encode(ans))
@@ -291,8 +294,8 @@ class PeerConnection:
         """5015: answer once if a header is readable, then close (RFC 6733 §7.1.5)."""
         if len(self._in) >= codec.HEADER_LENGTH:
             hdr = codec.decode_header(bytes(self._in[: codec.HEADER_LENGTH]))
-            if hdr.command_flags & C.FLAG_REQUEST:
-                self.error_answer(hdr, C.INVALID_MESSAGE_LENGTH, None, str(e))
+            if hdr.command_flags & dc.FLAG_REQUEST:
+                self.error_answer(hdr, dc.INVALID_MESSAGE_LENGTH, None, str(e))
         self._in.clear()
         self.state = PeerState.CLOSED
         return [ProtocolErrorSent(e.result_code, str(e)), PeerClosed("framing lost")]
@@ -304,74 +307,80 @@ class PeerConnection:
             hdr = e.header or codec.decode_header(frame)
             if e.framing_lost:
                 return self._framing_lost(e)
-            if hdr.command_flags & C.FLAG_REQUEST:
+            if hdr.command_flags & dc.FLAG_REQUEST:
                 self.error_answer(hdr, e.result_code, e.failed_avp, str(e))
                 return [ProtocolErrorSent(e.result_code, str(e))]
             return [ProtocolErrorSent(0, f"dropped bad answer: {e}")]
         hdr = msg.header
-        is_request = bool(hdr.command_flags & C.FLAG_REQUEST)
+        is_request = bool(hdr.command_flags & dc.FLAG_REQUEST)
         code = hdr.command_code
-        if code == C.CMD_CAPABILITIES_EXCHANGE:
+        if code == dc.CMD_CAPABILITIES_EXCHANGE:
             return self._on_cer(msg) if is_request else self._on_cea(msg)
         if self.state in (PeerState.WAIT_CER, PeerState.WAIT_CEA):
             # RFC 6733 §5.3: nothing but CER/CEA before the exchange; a request gets 3010.
             if is_request:
-                self.error_answer(hdr, C.UNKNOWN_PEER, None, "capabilities exchange not done")
-            return [ProtocolErrorSent(C.UNKNOWN_PEER, f"command {code} before CER")]
-        if code == C.CMD_DEVICE_WATCHDOG:
+                self.error_answer(hdr, dc.UNKNOWN_PEER, None, "capabilities exchange not done")
+            return [ProtocolErrorSent(dc.UNKNOWN_PEER, f"command {code} before CER")]
+        if code == dc.CMD_DEVICE_WATCHDOG:
             if is_request:
-                self._answer(msg, C.SUCCESS, [codec.avp(C.AVP_ORIGIN_STATE_ID, self.local.origin_state_id)])
+                self._answer(msg, dc.SUCCESS, [codec.avp(dc.AVP_ORIGIN_STATE_ID, self.local.origin_state_id)])
             elif self._watchdog is not None:
                 self._watchdog.pending = False
                 self._reset_watchdog(self.now)
                 if self.state is PeerState.SUSPECT:
                     self.state = PeerState.OPEN
             return []
-        if code == C.CMD_DISCONNECT_PEER:
+        if code == dc.CMD_DISCONNECT_PEER:
             if is_request:
-                self._answer(msg, C.SUCCESS)
-                cause = codec.value(msg.avps, C.AVP_DISCONNECT_CAUSE)
+                self._answer(msg, dc.SUCCESS)
+                cause = codec.value(msg.avps, dc.AVP_DISCONNECT_CAUSE)
                 self.state = PeerState.CLOSED
-                return [PeerClosed("DPR received", reconnect=cause != C.DISCONNECT_CAUSE_DO_NOT_WANT_TO_TALK)]
+                return [
+                    PeerClosed("DPR received", reconnect=cause != dc.DISCONNECT_CAUSE_DO_NOT_WANT_TO_TALK)
+                ]
             self.state = PeerState.CLOSED
             return [PeerClosed("DPA received", reconnect=False)]
         if is_request:
             app = hdr.application_id
             if app not in self.local.applications or app not in self.peer_applications:
-                self.error_answer(hdr, C.APPLICATION_UNSUPPORTED, None, f"application {app}")
-                return [ProtocolErrorSent(C.APPLICATION_UNSUPPORTED, f"application {app}")]
+                self.error_answer(hdr, dc.APPLICATION_UNSUPPORTED, None, f"application {app}")
+                return [ProtocolErrorSent(dc.APPLICATION_UNSUPPORTED, f"application {app}")]
             return [RequestReceived(msg)]
         return [AnswerReceived(msg)]
 
     def _peer_identity(self, msg: Message) -> tuple[str | None, str | None, frozenset[int]]:
-        host = codec.text(msg.avps, C.AVP_ORIGIN_HOST)
-        realm = codec.text(msg.avps, C.AVP_ORIGIN_REALM)
-        apps = {int(v) for v in codec.values(msg.avps, C.AVP_AUTH_APPLICATION_ID)}
-        apps |= {int(v) for v in codec.values(msg.avps, C.AVP_ACCT_APPLICATION_ID)}
-        for vsai in (a for a in msg.avps if a.code == C.AVP_VENDOR_SPECIFIC_APPLICATION_ID):
-            apps |= {int(v) for v in codec.values(vsai.value, C.AVP_AUTH_APPLICATION_ID)}
-            apps |= {int(v) for v in codec.values(vsai.value, C.AVP_ACCT_APPLICATION_ID)}
-        if C.APP_RELAY in apps:
+        host = codec.text(msg.avps, dc.AVP_ORIGIN_HOST)
+        realm = codec.text(msg.avps, dc.AVP_ORIGIN_REALM)
+        apps = {int(v) for v in codec.values(msg.avps, dc.AVP_AUTH_APPLICATION_ID)}
+        apps |= {int(v) for v in codec.values(msg.avps, dc.AVP_ACCT_APPLICATION_ID)}
+        for vsai in (a for a in msg.avps if a.code == dc.AVP_VENDOR_SPECIFIC_APPLICATION_ID):
+            apps |= {int(v) for v in codec.values(vsai.value, dc.AVP_AUTH_APPLICATION_ID)}
+            apps |= {int(v) for v in codec.values(vsai.value, dc.AVP_ACCT_APPLICATION_ID)}
+        if dc.APP_RELAY in apps:
             apps |= self.local.applications
         return host, realm, frozenset(apps)
 
     def _on_cer(self, msg: Message) -> list[Event]:
         if self.initiator or self.state is not PeerState.WAIT_CER:
             # CER on an open connection or on our own outgoing one: election is not supported.
-            self._answer(msg, C.UNABLE_TO_COMPLY)
-            return [ProtocolErrorSent(C.UNABLE_TO_COMPLY, "unexpected CER")]
+            self._answer(msg, dc.UNABLE_TO_COMPLY)
+            return [ProtocolErrorSent(dc.UNABLE_TO_COMPLY, "unexpected CER")]
         host, realm, apps = self._peer_identity(msg)
         if not host or not realm:
-            self.error_answer(msg.header, C.MISSING_AVP, None, "Origin-Host/Origin-Realm")
+            self.error_answer(msg.header, dc.MISSING_AVP, None, "Origin-Host/Origin-Realm")
             self.state = PeerState.CLOSED
             return [PeerClosed("CER without Origin-Host/Realm", reconnect=False)]
+        if self.acceptor is not None and not self.acceptor(host, realm):
+            self._answer(msg, dc.UNKNOWN_PEER)
+            self.state = PeerState.CLOSED
+            return [ProtocolErrorSent(dc.UNKNOWN_PEER, f"peer {host}"), PeerClosed("unknown peer", False)]
         common = apps & self.local.applications
         if not common:
-            self._answer(msg, C.NO_COMMON_APPLICATION, self._capabilities()[2:])
+            self._answer(msg, dc.NO_COMMON_APPLICATION, self._capabilities()[2:])
             self.state = PeerState.CLOSED
-            return [ProtocolErrorSent(C.NO_COMMON_APPLICATION, f"peer {host}"), PeerClosed("no common app")]
+            return [ProtocolErrorSent(dc.NO_COMMON_APPLICATION, f"peer {host}"), PeerClosed("no common app")]
         self.peer_host, self.peer_realm, self.peer_applications = host, realm, common
-        self._answer(msg, C.SUCCESS, self._capabilities()[2:])
+        self._answer(msg, dc.SUCCESS, self._capabilities()[2:])
         self.state = PeerState.OPEN
         return [PeerOpened(host, realm, common)]
 
@@ -381,7 +390,7 @@ class PeerConnection:
         rc = codec.result_code(msg)
         host, realm, apps = self._peer_identity(msg)
         common = apps & self.local.applications
-        if rc != C.SUCCESS or not host or not realm or not common:
+        if rc != dc.SUCCESS or not host or not realm or not common:
             self.state = PeerState.CLOSED
             return [PeerClosed(f"CEA refused: {rc}")]
         self.peer_host, self.peer_realm, self.peer_applications = host, realm, common

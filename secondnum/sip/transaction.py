@@ -440,8 +440,11 @@ class ServerInviteTransaction(ServerTransaction):
             self._terminate()
 
     def _terminate(self) -> None:
-        if self.state is TxState.ACCEPTED or self.state is TxState.COMPLETED or self.ack_received:
-            self._layer._accepted.pop(self._ack_key(), None)  # noqa: SLF001
+        accepted = self._layer._accepted  # noqa: SLF001
+        if self.last_response is not None and self.last_response.is_success:
+            key = self._ack_key()
+            if accepted.get(key) is self:
+                del accepted[key]
         super()._terminate()
 
 

@@ -88,7 +88,9 @@ async def test_api_errors_are_problem_json(
             assert (await r.json())["status"] == status
 
 
-async def test_unhandled_error_leaks_no_traceback(server: tuple[str, web.Application, dict[str, bool]]) -> None:
+async def test_unhandled_error_leaks_no_traceback(
+    server: tuple[str, web.Application, dict[str, bool]],
+) -> None:
     base, _, _ = server
     async with aiohttp.ClientSession() as s:
         r = await s.get(f"{base}/api/v1/crash", headers=AUTH)

@@ -1,0 +1,81 @@
+"""``[as]`` settings of the SIP application server (loaded by :mod:`secondnum.config`).
+
+Defaults run everything on loopback: the S-CSCF trusted at 127.0.0.1, the OCS at 127.0.0.1:3868, media at
+``sip:127.0.0.1:5070``. Every value can be overridden with ``SECONDNUM_AS__<KEY>`` environment variables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from typing import Literal
+
+from secondnum.sip.uri import SipURI
+
+VoicemailCharging = Literal["free", "charged"]
+Ccfh = Literal["TERMINATE", "CONTINUE", "RETRY_AND_TERMINATE"]
+
+
+@dataclasses.dataclass(frozen=True)
+class AsSettings:
+    """``[as]``: ISC peers, own identity, media, charging policy and overload limits."""
+
+    sip_host: str = "127.0.0.1"
+    sip_port: int = 5060
+    """UDP and TCP listen address for ISC (TS 24.229 §5.7)."""
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    api_tokens: list[str] = dataclasses.field(default_factory=list)
+    """Bearer tokens for ``/api/v1/cdrs`` (RFC 6750); empty = no authentication (lab use only)."""
+
+    trusted_scscf: list[str] = dataclasses.field(default_factory=lambda: ["127.0.0.1"])
+    """Source addresses (or CIDR networks) of S-CSCFs allowed to send initial requests (TS 24.229 §5.7.1.1)."""
+    scscf_uri: str = "sip:127.0.0.1:5080;lr"
+    """S-CSCF URI used as Route for requests the AS originates (``orig`` is added, TS 24.229 §5.7.3)."""
+    own_uri: str = "sip:127.0.0.1:5060"
+    """Our own SIP URI: recognises our entry in the received Route set and builds Contact."""
+    media_uri: str = "sip:127.0.0.1:5070"
+    """The media server (vm-deposit / vm-access applications)."""
+    domain: str = "secondnum.local"
+    """Our IOI for P-Charging-Vector (RFC 7315 §4.6) and the host of generated ICIDs."""
+
+    follow_me_timeout: float = 20.0
+    """No-answer timer per follow-me target when the account does not set one (TS 24.604 §4.5.2.6.1)."""
+    show_caller_default: bool = False
+
+    ocs_host: str = "127.0.0.1"
+    ocs_port: int = 3868
+    ocs_realm: str = "secondnum.local"
+    ocs_identity: str = "ocs.secondnum.local"
+    origin_host: str = "as.secondnum.local"
+    origin_realm: str = "secondnum.local"
+    ccfh: Ccfh = "TERMINATE"
+    """RFC 4006 §8.14 Credit-Control-Failure-Handling when the OCS cannot be reached."""
+    voicemail_charging: VoicemailCharging = "free"
+    """Voicemail deposit / access legs: ``free`` (no Ro session) or ``charged`` (terminating role)."""
+
+    max_calls: int = 2000
+    """Concurrent calls; above it new INVITEs get 503 with Retry-After (RFC 3261 §21.5.4)."""
+    max_pending: int = 500
+    """Initial INVITEs still being set up; a second guard against bursts."""
+    retry_after: int = 5
+    max_call_seconds: float = 4 * 3600.0
+    """Safety net: a bridged call longer than this is released (BYE both sides, CCR-T)."""
+
+    def __post_init__(self) -> None:
+        for entry in self.trusted_scscf:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_scscf: {entry!r} is not an IP address or network") from None
+        for name in ("scscf_uri", "own_uri", "media_uri"):
+            try:
+                uri = SipURI.parse(getattr(self, name))
+            except Exception as exc:
+                raise ValueError(f"{name}: {exc}") from None
+            if uri.scheme not in ("sip", "sips") or not uri.host:
+                raise ValueError(f"{name}: needs a sip: URI with a host")
+        if self.follow_me_timeout <= 0:
+            raise ValueError("follow_me_timeout must be positive")
+        if self.max_calls <= 0 or self.max_pending <= 0:
+            raise ValueError("max_calls and max_pending must be positive")

@@ -1,0 +1,1 @@
+"""Provisioning REST API (aiohttp): routes, request schemas, OpenAPI document."""

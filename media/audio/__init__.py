@@ -1,0 +1,1 @@
+"""Audio helpers: G.711, WAV files, resampling, tones and in-band DTMF detection."""

@@ -1,0 +1,1 @@
+"""Sans-IO call applications (voicemail deposit, voicemail access) fed events, returning actions."""

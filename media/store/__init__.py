@@ -1,0 +1,1 @@
+"""Voicemail storage: mailboxes and messages in MongoDB (documents + GridFS audio)."""

@@ -1,0 +1,563 @@
+"""asyncio Diameter node on top of the sans-IO `PeerConnection` (RFC 6733).
+
+One `DiameterNode` per process role: it connects to configured peers (reconnecting with exponential
+backoff), optionally listens for incoming peers, routes requests (`routing.Router`), matches answers
+by Hop-by-Hop id (§6.2), enforces a Tx timer per request, fails pending requests over to an
+alternate peer with the T flag and the same End-to-End id when a connection goes down (§5.5.4),
+answers T-flagged duplicates from a cache of recent answers keyed by Origin-Host + End-to-End id
+(§6.2, §5.5.4), and dispatches incoming requests to handlers per (application id, command code).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Collection, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from diameter.message import Message
+from diameter.message.avp import Avp
+
+from secondnum.diameter import codec
+from secondnum.diameter import constants as dc
+from secondnum.diameter.peer import (
+    AnswerReceived,
+    Event,
+    LocalIdentity,
+    PeerClosed,
+    PeerConnection,
+    PeerOpened,
+    PeerState,
+    ProtocolErrorSent,
+    RequestReceived,
+)
+from secondnum.diameter.routing import PeerConfig, Router
+from secondnum.log import get_logger
+
+log = get_logger(__name__)
+
+VENDOR_SPECIFIC_APP_MIN = 16777216  # RFC 6733 §11.3: 3GPP applications are advertised with a vendor
+
+
+class NoRouteError(Exception):
+    """No OPEN peer can take the request (RFC 6733 §6.1.3, DIAMETER_UNABLE_TO_DELIVER)."""
+
+
+class RequestTimeout(TimeoutError):  # noqa: N818 - public name in README
+    """No answer within Tx."""
+
+
+@dataclass(frozen=True)
+class PeerInfo:
+    """Snapshot of a peer for handlers, health and metrics."""
+
+    host: str
+    realm: str
+    state: str
+    address: str = ""
+    port: int = 0
+
+
+Handler = Callable[[Message, PeerInfo], "Message | Awaitable[Message]"]
+
+
+@dataclass(eq=False)
+class _Pending:
+    message: Message
+    future: asyncio.Future[Message]
+    realm: str | None
+    host: str | None
+    avoid: set[str]
+    timer: asyncio.TimerHandle | None = None
+    peer: _Peer | None = None
+
+
+@dataclass(eq=False)
+class _Peer:
+    host: str
+    realm: str
+    priority: int = 0
+    config: PeerConfig | None = None
+    protocols: list[_Protocol] = field(default_factory=list)
+    pending: dict[int, _Pending] = field(default_factory=dict)
+    task: asyncio.Task[None] | None = None
+
+    def open_protocol(self) -> _Protocol | None:
+        for p in self.protocols:
+            if p.conn.can_send:
+                return p
+        return None
+
+    def can_route(self, application_id: int) -> bool:
+        p = self.open_protocol()
+        return p is not None and application_id in p.conn.peer_applications
+
+    def info(self) -> PeerInfo:
+        states = [p.conn.state for p in self.protocols]
+        state = PeerState.OPEN if PeerState.OPEN in states else (states[0] if states else PeerState.CLOSED)
+        c = self.config
+        return PeerInfo(self.host, self.realm, state.value, c.address if c else "", c.port if c else 0)
+
+
+class _Protocol(asyncio.Protocol):
+    """Glue between an asyncio transport and a `PeerConnection`."""
+
+    def __init__(self, node: DiameterNode, initiator: bool, peer: _Peer | None) -> None:
+        self.node = node
+        self.loop = node.loop
+        self.conn = PeerConnection(
+            node.identity,
+            initiator=initiator,
+            now=self.loop.time(),
+            watchdog_interval=node.watchdog_interval,
+            ids=node.ids,
+            acceptor=node._accepts,
+        )
+        self.peer = peer
+        self.transport: asyncio.Transport | None = None
+        self.closed: asyncio.Future[bool] = self.loop.create_future()  # result: reconnect wanted
+        self.opened = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+
+    # asyncio callbacks ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.node._protocols.add(self)
+        self.conn.connection_made(self.loop.time())
+        self.flush()
+
+    def data_received(self, data: bytes) -> None:
+        events = self.conn.receive_data(data, self.loop.time())
+        if events:
+            self.node._on_events(self, events)
+        self.flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.node._on_events(self, self.conn.connection_lost())
+        self.transport = None
+
+    # helpers ---------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        data = self.conn.data_to_send()
+        t = self.transport
+        if data and t is not None and not t.is_closing():
+            t.write(data)
+        if self.conn.state is PeerState.CLOSED:
+            if t is not None:
+                t.close()
+            return
+        nt = self.conn.next_timer()
+        if nt is not None and (self._timer is None or nt < self._timer_at):
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = nt
+            self._timer = self.loop.call_at(nt, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        events = self.conn.handle_timer(self.loop.time())
+        if events:
+            self.node._on_events(self, events)
+        self.flush()
+
+    def write(self, data: bytes) -> None:
+        t = self.transport
+        if t is not None and not t.is_closing():
+            t.write(data)
+
+    def cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+class DiameterNode:
+    """A Diameter client/server node (see README.md in this package for the API)."""
+
+    def __init__(
+        self,
+        origin_host: str,
+        origin_realm: str,
+        auth_applications: Iterable[int] = (dc.APP_RO,),
+        *,
+        host_ip: str = "127.0.0.1",
+        product_name: str = "secondnum",
+        tx_timeout: float = 5.0,
+        watchdog_interval: float = 30.0,
+        reconnect_min: float = 1.0,
+        reconnect_max: float = 30.0,
+        accept_unknown_peers: bool = True,
+        duplicate_cache_size: int = 8192,
+    ) -> None:
+        apps = tuple(auth_applications)
+        self.identity = LocalIdentity(
+            origin_host=origin_host,
+            origin_realm=origin_realm,
+            host_ip=host_ip,
+            product_name=product_name,
+            auth_applications=tuple(a for a in apps if a < VENDOR_SPECIFIC_APP_MIN),
+            vendor_specific_applications=tuple(a for a in apps if a >= VENDOR_SPECIFIC_APP_MIN),
+            origin_state_id=int(time.time()) & 0xFFFFFFFF,  # RFC 6733 §8.16: increases at each start
+        )
+        self.origin_host = origin_host
+        self.origin_realm = origin_realm
+        self.tx_timeout = tx_timeout
+        self.watchdog_interval = watchdog_interval
+        self.reconnect_min = reconnect_min
+        self.reconnect_max = reconnect_max
+        self.accept_unknown_peers = accept_unknown_peers
+        self.ids = codec.IdGenerator()
+        self._origin_avps = (
+            codec.avp(dc.AVP_ORIGIN_HOST, origin_host.encode()),
+            codec.avp(dc.AVP_ORIGIN_REALM, origin_realm.encode()),
+        )
+        self._peers: dict[str, _Peer] = {}
+        self._handlers: dict[tuple[int, int], Handler] = {}
+        self._pending: dict[int, _Pending] = {}
+        self._answers: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._answers_max = duplicate_cache_size
+        self._protocols: set[_Protocol] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._server: asyncio.Server | None = None
+        self._router = Router()
+        self._peer_open = asyncio.Event()
+        self._running = False
+        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set in start()
+
+    # ------------------------------------------------------------------ configuration
+
+    def add_peer(self, config: PeerConfig) -> None:
+        """A peer to connect to (and to accept CER from); started by `start()` or at once if running."""
+        peer = self._peers.get(config.host)
+        if peer is None:
+            peer = self._peers[config.host] = _Peer(config.host, config.realm, config.priority, config)
+        else:
+            peer.config, peer.realm, peer.priority = config, config.realm, config.priority
+        if self._running and config.address and peer.task is None:
+            peer.task = self.loop.create_task(self._connect_loop(peer))
+
+    def register_handler(self, application_id: int, command_code: int, handler: Handler) -> None:
+        """`handler(request, peer)` returns the answer (built with `codec.new_answer`) or an awaitable."""
+        self._handlers[(application_id, command_code)] = handler
+
+    @property
+    def listen_port(self) -> int:
+        assert self._server is not None and self._server.sockets
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    def peers(self) -> list[PeerInfo]:
+        return [p.info() for p in self._peers.values()]
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, listen: tuple[str, int] | None = None) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._running = True
+        if listen is not None:
+            self._server = await self.loop.create_server(
+                lambda: _Protocol(self, initiator=False, peer=None), listen[0], listen[1]
+            )
+            log.info(
+                "diameter_listening", host=listen[0], port=self.listen_port, origin_host=self.origin_host
+            )
+        for peer in self._peers.values():
+            if peer.config is not None and peer.config.address and peer.task is None:
+                peer.task = self.loop.create_task(self._connect_loop(peer))
+
+    async def wait_for_peer(
+        self,
+        realm: str | None = None,
+        host: str | None = None,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> None:
+        """Until some peer (of `realm` / with `host`) is OPEN; raises TimeoutError."""
+
+        async def _wait() -> None:
+            while not any(
+                p.open_protocol() is not None
+                and (realm is None or p.realm == realm)
+                and (host is None or p.host == host)
+                for p in self._peers.values()
+            ):
+                self._peer_open.clear()
+                await self._peer_open.wait()
+
+        await asyncio.wait_for(_wait(), timeout)
+
+    async def stop(self) -> None:
+        """DPR/DPA with every open peer (RFC 6733 §5.4), then close everything."""
+        self._running = False
+        if self._server is not None:
+            self._server.close()
+        for peer in self._peers.values():
+            if peer.task is not None:
+                peer.task.cancel()
+        now = self.loop.time()
+        closing = []
+        for proto in list(self._protocols):
+            proto.conn.disconnect(now)
+            proto.flush()
+            closing.append(proto.closed)
+        if closing:
+            await asyncio.wait(closing, timeout=2.0)
+        for proto in list(self._protocols):
+            proto.cancel_timer()
+            if proto.transport is not None:
+                proto.transport.close()
+        for pend in list(self._pending.values()):
+            self._finish(pend, exc=NoRouteError("node stopped"))
+        tasks = [p.task for p in self._peers.values() if p.task is not None] + list(self._tasks)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for peer in self._peers.values():
+            peer.task = None
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    # ------------------------------------------------------------------ requests out
+
+    async def send_request(
+        self,
+        msg: Message,
+        destination_realm: str | None = None,
+        *,
+        destination_host: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - Tx is a protocol timer, not a cancel scope
+        avoid_hosts: Collection[str] = (),
+        retransmit: bool = False,
+    ) -> Message:
+        """Send a request, await its answer (any Result-Code; error answers are returned too).
+
+        Fills Origin-Host/Realm and Destination-Realm/Host when missing (after Session-Id, §8.8),
+        keeps an End-to-End id already set (retransmissions, RFC 6733 §6.1.1), and sets the T flag
+        when `retransmit`. Raises NoRouteError or RequestTimeout.
+        """
+        h = msg.header
+        if h.end_to_end_identifier == 0:
+            h.end_to_end_identifier = self.ids.end_to_end()
+        if retransmit:
+            h.command_flags |= dc.FLAG_RETRANSMIT
+        realm = destination_realm
+        avps = msg.avps
+        if codec.first(avps, dc.AVP_ORIGIN_HOST) is None:
+            extra: list[Avp] = list(self._origin_avps)
+            if destination_host is not None:
+                extra.append(codec.avp(dc.AVP_DESTINATION_HOST, destination_host.encode()))
+            if realm is not None and codec.first(avps, dc.AVP_DESTINATION_REALM) is None:
+                extra.append(codec.avp(dc.AVP_DESTINATION_REALM, realm.encode()))
+            at = 1 if avps and avps[0].code == dc.AVP_SESSION_ID else 0
+            msg.avps = [*avps[:at], *extra, *avps[at:]]
+        if realm is None:
+            realm = codec.text(msg.avps, dc.AVP_DESTINATION_REALM)
+        if destination_host is None:
+            destination_host = codec.text(msg.avps, dc.AVP_DESTINATION_HOST)
+        fut: asyncio.Future[Message] = self.loop.create_future()
+        pend = _Pending(msg, fut, realm, destination_host, set(avoid_hosts))
+        if not self._dispatch(pend):
+            raise NoRouteError(f"no open peer for application {h.application_id} realm {realm}")
+        pend.timer = self.loop.call_later(
+            self.tx_timeout if timeout is None else timeout, self._on_tx_expiry, pend
+        )
+        return await fut
+
+    def _dispatch(self, pend: _Pending) -> bool:
+        h = pend.message.header
+        peer = self._router.select(self._peers.values(), h.application_id, pend.realm, pend.host, pend.avoid)
+        if peer is None:
+            return False
+        assert isinstance(peer, _Peer)
+        proto = peer.open_protocol()
+        assert proto is not None
+        hop = self.ids.hop_by_hop()
+        h.hop_by_hop_identifier = hop
+        pend.peer = peer
+        self._pending[hop] = pend
+        peer.pending[hop] = pend
+        proto.write(codec.encode(pend.message))
+        return True
+
+    def _finish(self, pend: _Pending, result: Message | None = None, exc: Exception | None = None) -> None:
+        hop = pend.message.header.hop_by_hop_identifier
+        self._pending.pop(hop, None)
+        if pend.peer is not None:
+            pend.peer.pending.pop(hop, None)
+        if pend.timer is not None:
+            pend.timer.cancel()
+        if not pend.future.done():
+            if exc is not None:
+                pend.future.set_exception(exc)
+            else:
+                pend.future.set_result(result)
+
+    def _on_tx_expiry(self, pend: _Pending) -> None:
+        pend.timer = None
+        host = pend.peer.host if pend.peer else "?"
+        self._finish(pend, exc=RequestTimeout(f"no answer from {host} within Tx"))
+
+    def _failover(self, peer: _Peer) -> None:
+        """Re-send requests pending on a failed peer to an alternate one (RFC 6733 §5.5.4)."""
+        for hop, pend in list(peer.pending.items()):
+            self._pending.pop(hop, None)
+            peer.pending.pop(hop, None)
+            pend.avoid.add(peer.host)
+            pend.message.header.command_flags |= dc.FLAG_RETRANSMIT
+            if pend.host == peer.host:
+                pend.host = None  # Destination-Host unreachable: route by realm instead
+            if not self._dispatch(pend):
+                self._finish(pend, exc=NoRouteError(f"peer {peer.host} failed, no alternate"))
+            else:
+                log.info("diameter_failover", failed=peer.host, to=pend.peer.host if pend.peer else "")
+
+    # ------------------------------------------------------------------ events in
+
+    def _accepts(self, host: str, realm: str) -> bool:
+        return self.accept_unknown_peers or host in self._peers
+
+    def _on_events(self, proto: _Protocol, events: list[Event]) -> None:
+        for ev in events:
+            if isinstance(ev, AnswerReceived):
+                pend = self._pending.get(ev.message.header.hop_by_hop_identifier)
+                if pend is None:
+                    log.debug("diameter_unmatched_answer", hop=ev.message.header.hop_by_hop_identifier)
+                else:
+                    self._finish(pend, ev.message)
+            elif isinstance(ev, RequestReceived):
+                self._on_request(proto, ev.message)
+            elif isinstance(ev, PeerOpened):
+                self._on_open(proto, ev)
+            elif isinstance(ev, PeerClosed):
+                self._on_closed(proto, ev)
+            elif isinstance(ev, ProtocolErrorSent):
+                log.warning(
+                    "diameter_protocol_error",
+                    result_code=ev.result_code,
+                    detail=ev.detail,
+                    peer=proto.conn.peer_host or "?",
+                )
+
+    def _on_open(self, proto: _Protocol, ev: PeerOpened) -> None:
+        peer = proto.peer
+        if peer is None:  # incoming connection
+            peer = self._peers.get(ev.host)
+            if peer is None:
+                peer = self._peers[ev.host] = _Peer(ev.host, ev.realm)
+            proto.peer = peer
+        elif ev.host != peer.host:
+            log.warning("diameter_peer_identity_mismatch", configured=peer.host, cea=ev.host)
+        peer.protocols.append(proto)
+        proto.opened = True
+        self._peer_open.set()
+        log.info("diameter_peer_open", host=ev.host, realm=ev.realm, apps=sorted(ev.applications))
+
+    def _on_closed(self, proto: _Protocol, ev: PeerClosed) -> None:
+        self._protocols.discard(proto)
+        proto.cancel_timer()
+        if proto.transport is not None:
+            proto.transport.close()
+        if not proto.closed.done():
+            proto.closed.set_result(ev.reconnect)
+        peer = proto.peer
+        if peer is None:
+            return
+        if proto in peer.protocols:
+            peer.protocols.remove(proto)
+        log.info("diameter_peer_closed", host=peer.host, reason=ev.reason)
+        if peer.open_protocol() is None:
+            self._failover(peer)
+            if peer.config is None and not peer.protocols:
+                self._peers.pop(peer.host, None)
+
+    def _on_request(self, proto: _Protocol, req: Message) -> None:
+        h = req.header
+        peer = proto.peer
+        origin = codec.text(req.avps, dc.AVP_ORIGIN_HOST) or (peer.host if peer else "")
+        key = (origin, h.end_to_end_identifier)
+        if h.command_flags & dc.FLAG_RETRANSMIT:
+            cached = self._answers.get(key)
+            if cached is not None:
+                # Same answer, new Hop-by-Hop id (RFC 6733 §6.2: duplicate detection by E2E + origin).
+                proto.write(cached[:12] + h.hop_by_hop_identifier.to_bytes(4, "big") + cached[16:])
+                return
+        handler = self._handlers.get((h.application_id, h.command_code))
+        if handler is None:
+            known_app = any(app == h.application_id for app, _ in self._handlers)
+            rc = dc.COMMAND_UNSUPPORTED if known_app else dc.APPLICATION_UNSUPPORTED
+            proto.conn.error_answer(h, rc, None, f"command {h.command_code} application {h.application_id}")
+            proto.flush()
+            return
+        info = peer.info() if peer else PeerInfo(origin, "", "Open")
+        try:
+            result = handler(req, info)
+        except Exception:
+            log.exception("diameter_handler_failed", command=h.command_code)
+            self._send_answer(proto, key, self._unable(req))
+            return
+        if inspect.isawaitable(result):
+            task = self.loop.create_task(self._await_answer(proto, key, req, result))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        else:
+            self._send_answer(proto, key, result)
+
+    async def _await_answer(
+        self, proto: _Protocol, key: tuple[str, int], req: Message, result: Awaitable[Message]
+    ) -> None:
+        try:
+            answer = await result
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("diameter_handler_failed", command=req.header.command_code)
+            answer = self._unable(req)
+        self._send_answer(proto, key, answer)
+
+    def _unable(self, req: Message) -> Message:
+        return codec.new_answer(req, dc.UNABLE_TO_COMPLY)
+
+    def _send_answer(self, proto: _Protocol, key: tuple[str, int], answer: Message) -> None:
+        avps = answer.avps
+        if codec.first(avps, dc.AVP_ORIGIN_HOST) is None:
+            at = 1 if avps and avps[0].code == dc.AVP_SESSION_ID else 0
+            answer.avps = [*avps[:at], *self._origin_avps, *avps[at:]]
+        answer.header.command_flags &= ~(dc.FLAG_REQUEST | dc.FLAG_RETRANSMIT)
+        data = codec.encode(answer)
+        self._answers[key] = data
+        if len(self._answers) > self._answers_max:
+            self._answers.popitem(last=False)
+        proto.write(data)
+
+    # ------------------------------------------------------------------ connecting
+
+    async def _connect_loop(self, peer: _Peer) -> None:
+        """Keep one connection to a configured peer; exponential backoff between attempts."""
+        cfg = peer.config
+        assert cfg is not None
+        delay = self.reconnect_min
+        while self._running:
+            if peer.open_protocol() is not None:  # it connected to us
+                await asyncio.sleep(self.reconnect_min)
+                continue
+            try:
+                _, proto = await self.loop.create_connection(
+                    lambda: _Protocol(self, initiator=True, peer=peer), cfg.address, cfg.port
+                )
+            except OSError as e:
+                log.debug(
+                    "diameter_connect_failed", host=cfg.host, address=cfg.address, port=cfg.port, error=str(e)
+                )
+            else:
+                await proto.closed
+                if proto.opened:
+                    delay = self.reconnect_min
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.reconnect_max)

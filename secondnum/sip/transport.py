@@ -1,0 +1,224 @@
+"""asyncio SIP transports: UDP and TCP on the same host:port (RFC 3261 §18), TLS-ready connection table.
+
+Every received message is handed up with its real source address and transport name (an ACL needs it). TCP
+connections are kept in one table keyed by ``(transport, host, port)`` of the remote end, reused for sending
+(§18.2.2: responses go back over the connection the request came on) and closed after an idle timeout.
+Nothing raised by the upper layer or by a broken peer escapes the protocol callbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import socket
+import time
+from collections.abc import Callable
+
+from ..log import get_logger
+from . import metrics
+from .errors import MessageTooLargeError, SipParseError
+from .parser import DEFAULT_MAX_SIZE, StreamFramer
+
+log = get_logger(__name__)
+
+Address = tuple[str, int]
+MessageCallback = Callable[[bytes, Address, str], None]
+ErrorCallback = Callable[[Address, str], None]
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, owner: SipTransport) -> None:
+        self.owner = owner
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:  # type: ignore[override]
+        try:
+            self.owner.on_message(data, (str(addr[0]), int(addr[1])), "udp")  # type: ignore[call-overload]
+        except Exception:
+            log.exception("sip_udp_dispatch_error", src=f"{addr[0]}:{addr[1]}")
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable on Linux: the transaction timers deal with the loss.
+        metrics.SEND_ERRORS.labels("udp").inc()
+
+
+class _StreamProtocol(asyncio.Protocol):
+    """One TCP connection: framing (§18.3) plus idle tracking."""
+
+    def __init__(self, owner: SipTransport, name: str = "tcp") -> None:
+        self.owner = owner
+        self.name = name
+        self.framer = StreamFramer(owner.max_message_size)
+        self.transport: asyncio.Transport | None = None
+        self.peer: Address = ("", 0)
+        self.last_activity = time.monotonic()
+        self.pending: list[bytes] = []
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.peer = (str(peer[0]), int(peer[1]))
+            self.owner._register(self)  # noqa: SLF001
+        for data in self.pending:
+            transport.write(data)
+        self.pending.clear()
+
+    def data_received(self, data: bytes) -> None:
+        self.last_activity = time.monotonic()
+        try:
+            messages = self.framer.feed(data)
+        except MessageTooLargeError as exc:
+            metrics.OVERSIZE.labels(self.name).inc()
+            log.warning("sip_stream_oversize", peer=f"{self.peer[0]}:{self.peer[1]}", error=str(exc))
+            self.owner.on_oversize(bytes(self.framer._buf), self.peer, self.name)  # noqa: SLF001
+            self.close()
+            return
+        except SipParseError as exc:
+            metrics.PARSE_ERRORS.labels(self.name).inc()
+            log.warning("sip_stream_framing_error", peer=f"{self.peer[0]}:{self.peer[1]}", error=str(exc))
+            self.close()
+            return
+        for msg in messages:
+            try:
+                self.owner.on_message(msg, self.peer, self.name)
+            except Exception:
+                log.exception("sip_stream_dispatch_error", peer=f"{self.peer[0]}:{self.peer[1]}")
+
+    def write(self, data: bytes) -> None:
+        self.last_activity = time.monotonic()
+        if self.transport is None:
+            self.pending.append(data)
+        else:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+        self.closed = True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.owner._unregister(self)  # noqa: SLF001
+
+
+class SipTransport:
+    """Owns the UDP socket, the TCP listener and the TCP connection table of one endpoint."""
+
+    def __init__(self, on_message: MessageCallback, on_error: ErrorCallback | None = None,
+                 max_message_size: int = DEFAULT_MAX_SIZE, tcp_idle_timeout: float = 120.0,
+                 on_oversize: MessageCallback | None = None) -> None:
+        self.on_message = on_message
+        self.on_error = on_error or (lambda dest, transport: None)
+        self.on_oversize = on_oversize or (lambda data, src, transport: None)
+        self.max_message_size = max_message_size
+        self.tcp_idle_timeout = tcp_idle_timeout
+        self.local_address: Address = ("", 0)
+        self._udp: asyncio.DatagramTransport | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._conns: dict[tuple[str, str, int], _StreamProtocol] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self, host: str, port: int) -> Address:
+        """Bind UDP and TCP on the same port; with ``port=0`` pick one free for both."""
+        loop = asyncio.get_running_loop()
+        last_exc: OSError | None = None
+        for _ in range(20):
+            server = await loop.create_server(lambda: _StreamProtocol(self), host, port, reuse_address=True,
+                                              backlog=1024)
+            bound = server.sockets[0].getsockname()
+            try:
+                udp, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self),
+                                                             local_addr=(host, int(bound[1])))
+            except OSError as exc:
+                server.close()
+                await server.wait_closed()
+                last_exc = exc
+                if port != 0 or exc.errno != errno.EADDRINUSE:
+                    raise
+                continue
+            sock = udp.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+            self._server = server
+            self._udp = udp
+            self.local_address = (str(bound[0]), int(bound[1]))
+            self._sweeper = loop.create_task(self._sweep_idle())
+            return self.local_address
+        raise last_exc or OSError("could not bind UDP and TCP on one port")
+
+    def _register(self, conn: _StreamProtocol) -> None:
+        self._conns[(conn.name, conn.peer[0], conn.peer[1])] = conn
+
+    def _unregister(self, conn: _StreamProtocol) -> None:
+        key = (conn.name, conn.peer[0], conn.peer[1])
+        if self._conns.get(key) is conn:
+            del self._conns[key]
+
+    @property
+    def connections(self) -> int:
+        return len(self._conns)
+
+    def send(self, data: bytes, dest: Address, transport: str) -> None:
+        """Send without raising; failures are counted, logged and reported through ``on_error``."""
+        try:
+            if transport == "udp":
+                if self._udp is None:
+                    raise OSError("UDP transport closed")
+                self._udp.sendto(data, dest)
+                return
+            key = (transport, dest[0], dest[1])
+            conn = self._conns.get(key)
+            if conn is None or conn.closed:
+                if transport != "tcp":
+                    raise OSError(f"transport {transport} not available")
+                conn = _StreamProtocol(self, transport)
+                conn.peer = dest
+                self._conns[key] = conn
+                asyncio.get_running_loop().create_task(self._connect(conn, dest))
+            conn.write(data)
+        except (OSError, RuntimeError) as exc:
+            metrics.SEND_ERRORS.labels(transport).inc()
+            log.warning("sip_send_error", dest=f"{dest[0]}:{dest[1]}", transport=transport, error=str(exc))
+            self.on_error(dest, transport)
+
+    async def _connect(self, conn: _StreamProtocol, dest: Address) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.create_connection(lambda: conn, dest[0], dest[1])
+        except OSError as exc:
+            conn.closed = True
+            self._unregister(conn)
+            metrics.SEND_ERRORS.labels(conn.name).inc()
+            log.warning("sip_connect_error", dest=f"{dest[0]}:{dest[1]}", error=str(exc))
+            self.on_error(dest, conn.name)
+
+    async def _sweep_idle(self) -> None:
+        interval = max(0.5, min(self.tcp_idle_timeout / 4, 30.0))
+        while True:
+            await asyncio.sleep(interval)
+            limit = time.monotonic() - self.tcp_idle_timeout
+            for conn in list(self._conns.values()):
+                if conn.last_activity < limit:
+                    log.info("sip_tcp_idle_close", peer=f"{conn.peer[0]}:{conn.peer[1]}")
+                    conn.close()
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        for conn in list(self._conns.values()):
+            conn.close()
+        self._conns.clear()
+        if self._udp is not None:
+            self._udp.close()
+            self._udp = None
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
