@@ -40,7 +40,8 @@ class DiversionCause(enum.Enum):
         return self.value[1]
 
 
-def history_base(received: Sequence[HistoryInfoEntry], request_uri: SipURI) -> tuple[list[HistoryInfoEntry], str]:
+def history_base(received: Sequence[HistoryInfoEntry],
+                 request_uri: SipURI) -> tuple[list[HistoryInfoEntry], str]:
     """Entries to carry forward, and the index of the entry that addressed us (the parent of our retargets).
 
     Received entries are kept (RFC 7044 §9.1: an intermediary never removes entries); when the request
@@ -77,13 +78,14 @@ def mark_failed(entries: Sequence[HistoryInfoEntry], index: str, status: int,
                 text: str | None = None) -> list[HistoryInfoEntry]:
     """Record the final response of a retarget as ``?Reason=SIP;cause=N`` (RFC 7044 §4.4, RFC 3326)."""
     out: list[HistoryInfoEntry] = []
-    for e in entries:
-        if e.index == index and e.uri.scheme in ("sip", "sips"):
+    for entry in entries:
+        if entry.index == index and entry.uri.scheme in ("sip", "sips"):
             reason = f"SIP;cause={status}" + (f';text="{text}"' if text else "")
-            uri = e.uri.copy()
+            uri = entry.uri.copy()
             uri.headers = "Reason=" + urllib.parse.quote(reason, safe="")
-            e = HistoryInfoEntry(uri, e.index, dict(e.params), e.display)
-        out.append(e)
+            out.append(HistoryInfoEntry(uri, entry.index, dict(entry.params), entry.display))
+        else:
+            out.append(entry)
     return out
 
 
@@ -92,5 +94,5 @@ def diversion_headers(received: Sequence[Diversion], diverting: SipURI,
     """Diversion list for a new leg: our diversion on top, received ones kept below (RFC 5806 §3)."""
     uri = diverting.copy()
     uri.params = {}
-    ours = Diversion(uri, {"reason": cause.reason, "counter": "1"})
+    ours = Diversion(uri, None, {"reason": cause.reason, "counter": "1"})
     return [ours, *received]

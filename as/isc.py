@@ -30,7 +30,7 @@ class SessionCase(enum.Enum):
     TERMINATING = "term"
 
 
-class IscRejected(Exception):
+class IscRejectedError(Exception):
     """The request cannot be served; ``status`` is the SIP response, ``log_event`` names the log line."""
 
     def __init__(self, status: int, reason: str, log_event: str, detail: str = "") -> None:
@@ -72,7 +72,7 @@ class IscRequest:
     asserted_id: str | None
     """Canonical form of :attr:`asserted` (``None`` if absent or not a number/SIP URI)."""
     return_route: tuple[NameAddr, ...]
-    """Route entries after ours (the S-CSCF's ``odi`` entry): the Route of every leg continuing the session."""
+    """Route entries after ours (the S-CSCF's ``odi`` entry): the Route of each leg continuing the session."""
     charging_vector: PChargingVector | None
 
 
@@ -101,9 +101,10 @@ def split_route(routes: list[NameAddr], own: Iterable[SipURI]) -> tuple[NameAddr
 
 def classify(request: SipRequest, source_host: str, trusted: TrustedPeers,
              own: Iterable[SipURI]) -> IscRequest:
-    """Analyse an initial INVITE; raises :class:`IscRejected` (403 for an untrusted source)."""
+    """Analyse an initial INVITE; raises :class:`IscRejectedError` (403 for an untrusted source)."""
     if source_host not in trusted:
-        raise IscRejected(403, "Forbidden", "isc_untrusted_source", f"source {source_host} is not an S-CSCF")
+        raise IscRejectedError(403, "Forbidden", "isc_untrusted_source",
+                               f"source {source_host} is not an S-CSCF")
     try:
         served = request.p_served_user
         routes = request.route
@@ -111,7 +112,7 @@ def classify(request: SipRequest, source_host: str, trusted: TrustedPeers,
         pcv = request.p_charging_vector
         ruri = request.uri
     except BadHeaderError as exc:
-        raise IscRejected(400, "Bad Request", "isc_bad_header", str(exc)) from None
+        raise IscRejectedError(400, "Bad Request", "isc_bad_header", str(exc)) from None
     ours, rest = split_route(routes, own)
     if served is not None and served.sescase in ("orig", "term"):
         case = SessionCase(served.sescase)
@@ -138,9 +139,9 @@ def classify(request: SipRequest, source_host: str, trusted: TrustedPeers,
     elif asserted is not None:
         served_uri = asserted.uri
     else:
-        raise IscRejected(403, "Forbidden", "isc_no_served_user", "originating request without identity")
+        raise IscRejectedError(403, "Forbidden", "isc_no_served_user", "originating request without identity")
     try:
         served_id = canonical(str(served_uri))
     except IdentityError as exc:
-        raise IscRejected(404, "Not Found", "isc_bad_served_user", str(exc)) from None
+        raise IscRejectedError(404, "Not Found", "isc_bad_served_user", str(exc)) from None
     return IscRequest(case, served_id, served_uri, asserted, asserted_id, tuple(rest), pcv)

@@ -1,7 +1,9 @@
 """``[as]`` settings of the SIP application server (loaded by :mod:`secondnum.config`).
 
-Defaults run everything on loopback: the S-CSCF trusted at 127.0.0.1, the OCS at 127.0.0.1:3868, media at
-``sip:127.0.0.1:5070``. Every value can be overridden with ``SECONDNUM_AS__<KEY>`` environment variables.
+Defaults run everything on loopback: the S-CSCF trusted at 127.0.0.1, media at ``sip:127.0.0.1:5070``. Every
+value can be overridden with ``SECONDNUM_AS__<KEY>`` environment variables. The Ro client towards the OCS
+(peer address, default 127.0.0.1:3868, Tx, CCFH of RFC 4006 §8.14) is configured in ``[ro]``
+(:class:`charging.settings.RoClientSettings`), the one place the Diameter client settings live.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from typing import Literal
 from secondnum.sip.uri import SipURI
 
 VoicemailCharging = Literal["free", "charged"]
-Ccfh = Literal["TERMINATE", "CONTINUE", "RETRY_AND_TERMINATE"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +30,7 @@ class AsSettings:
     """Bearer tokens for ``/api/v1/cdrs`` (RFC 6750); empty = no authentication (lab use only)."""
 
     trusted_scscf: list[str] = dataclasses.field(default_factory=lambda: ["127.0.0.1"])
-    """Source addresses (or CIDR networks) of S-CSCFs allowed to send initial requests (TS 24.229 §5.7.1.1)."""
+    """Addresses (or CIDR networks) of S-CSCFs allowed to send initial requests (TS 24.229 §5.7.1.1)."""
     scscf_uri: str = "sip:127.0.0.1:5080;lr"
     """S-CSCF URI used as Route for requests the AS originates (``orig`` is added, TS 24.229 §5.7.3)."""
     own_uri: str = "sip:127.0.0.1:5060"
@@ -43,14 +44,6 @@ class AsSettings:
     """No-answer timer per follow-me target when the account does not set one (TS 24.604 §4.5.2.6.1)."""
     show_caller_default: bool = False
 
-    ocs_host: str = "127.0.0.1"
-    ocs_port: int = 3868
-    ocs_realm: str = "secondnum.local"
-    ocs_identity: str = "ocs.secondnum.local"
-    origin_host: str = "as.secondnum.local"
-    origin_realm: str = "secondnum.local"
-    ccfh: Ccfh = "TERMINATE"
-    """RFC 4006 §8.14 Credit-Control-Failure-Handling when the OCS cannot be reached."""
     voicemail_charging: VoicemailCharging = "free"
     """Voicemail deposit / access legs: ``free`` (no Ro session) or ``charged`` (terminating role)."""
 

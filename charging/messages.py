@@ -207,21 +207,29 @@ def build_cca(
     ccr_msg: Message,
     ccr: Ccr,
     result_code: int,
+    *,
     granted_seconds: int | None = None,
     validity_seconds: int | None = None,
     final_unit: bool = False,
+    mscc_result: int | None = None,
 ) -> Message:
-    """CCA (RFC 4006 §3.2) with one MSCC carrying the grant; Origin-* added by the node."""
+    """CCA (RFC 4006 §3.2) with one MSCC carrying the grant; Origin-* added by the node.
+
+    `mscc_result` refuses at MSCC level (TS 32.299 §6.3.6) under a command-level `result_code`
+    (2001), which keeps the session open for the CCR-T.
+    """
     avps: list[Avp] = [
         codec.avp(dc.AVP_AUTH_APPLICATION_ID, dc.APP_RO),
         codec.avp(dc.AVP_CC_REQUEST_TYPE, ccr.request_type),
         codec.avp(dc.AVP_CC_REQUEST_NUMBER, ccr.request_number),
     ]
-    if granted_seconds is not None:
-        mscc: list[Avp] = [
-            codec.grouped(dc.AVP_GRANTED_SERVICE_UNIT, [codec.avp(dc.AVP_CC_TIME, granted_seconds)]),
-            codec.avp(dc.AVP_RESULT_CODE, result_code),
-        ]
+    if granted_seconds is not None or mscc_result is not None:
+        mscc: list[Avp] = []
+        if granted_seconds is not None:
+            mscc.append(
+                codec.grouped(dc.AVP_GRANTED_SERVICE_UNIT, [codec.avp(dc.AVP_CC_TIME, granted_seconds)])
+            )
+        mscc.append(codec.avp(dc.AVP_RESULT_CODE, mscc_result or result_code))
         if validity_seconds is not None:
             mscc.append(codec.avp(dc.AVP_VALIDITY_TIME, validity_seconds))
         if final_unit:

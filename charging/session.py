@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass, field
 
 from diameter.message import Message
+from diameter.message.avp import Avp
 
 from charging.messages import Cca, CcrFields, ChargingRequest, build_ccr, service_information
 from secondnum.diameter import constants as dc
@@ -68,7 +69,8 @@ class CreditControlSession:
     unmetered: bool = False
     last_result: int | None = None
     total_used: int = 0
-    _info: object = field(default=None, repr=False)
+    usage_limit: int | None = None  # with final units: total seconds that may ever be reported
+    _info: Avp | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ requests
 
@@ -77,7 +79,7 @@ class CreditControlSession:
         if self._info is None:
             self._info = service_information(self.request)
         fields = CcrFields(self.session_id, request_type, self.request_number, requested, used, cause)
-        return build_ccr(fields, self._info, self.request.subscription_e164)  # type: ignore[arg-type]
+        return build_ccr(fields, self._info, self.request.subscription_e164)
 
     def initial(self, now: float) -> Message:
         """CCR-Initial (RFC 4006 §5.2) reserving `requested_seconds`."""
@@ -85,11 +87,17 @@ class CreditControlSession:
         self.state = CcState.PENDING_I
         return self._ccr(dc.CC_REQUEST_INITIAL, self.requested_seconds, None, None)
 
-    def _take_used(self, now: float) -> int:
+    def _take_used(self, now: float, final: bool = False) -> int:
+        """Seconds to report now: whole seconds on U, rounded up on T, so that the sum is exact."""
         if self.answered_at is None:
             return 0
-        since = max(self.answered_at, self.reported_until or self.answered_at)
-        used = max(0, math.ceil(now - since - 1e-6))
+        elapsed = max(0.0, now - self.answered_at)
+        target = math.ceil(elapsed - 1e-6) if final else int(elapsed)
+        if self.usage_limit is not None:
+            # RFC 4006 §5.6.1: with final units the service stops at the granted amount; what the
+            # release took beyond it (rounding, signalling latency) is not charged.
+            target = min(target, self.usage_limit)
+        used = max(0, target - self.total_used)
         self.reported_until = now
         self.total_used += used
         return used
@@ -103,12 +111,13 @@ class CreditControlSession:
         requested = None if self.final_unit else self.requested_seconds
         return self._ccr(dc.CC_REQUEST_UPDATE, requested, used, None)
 
-    def termination(self, now: float, used_seconds: int | None = None,
-                    cause: int = dc.TERMINATION_CAUSE_LOGOUT) -> Message:
+    def termination(
+        self, now: float, used_seconds: int | None = None, cause: int = dc.TERMINATION_CAUSE_LOGOUT
+    ) -> Message:
         """CCR-Termination (RFC 4006 §5.5) with the units not reported yet."""
         self.state = CcState.PENDING_T
         if used_seconds is None:
-            used = self._take_used(now)
+            used = self._take_used(now, final=True)
         else:
             used = max(0, used_seconds - self.total_used)
             self.total_used += used
@@ -143,6 +152,7 @@ class CreditControlSession:
         self.state = CcState.OPEN
         self.granted_seconds = cca.granted_seconds
         self.final_unit = cca.final_unit_action is not None
+        self.usage_limit = self.total_used + (cca.granted_seconds or 0) if self.final_unit else None
         self.validity_deadline = now + cca.validity_seconds if cca.validity_seconds else None
         if self.answered_at is not None:
             self.grant_base = self.grant_base if self.grant_base is not None else now
@@ -155,9 +165,6 @@ class CreditControlSession:
         self.granted_seconds = None
         self.validity_deadline = None
 
-    def retry_pending(self) -> None:
-        """Resend the pending request elsewhere: the state stays, the request number too."""
-
     # ------------------------------------------------------------------ timers
 
     def next_timer(self) -> float | None:
@@ -168,7 +175,11 @@ class CreditControlSession:
             times.append(self.validity_deadline)
         if self.grant_base is not None and self.granted_seconds is not None:
             exhaust = self.grant_base + self.granted_seconds
-            times.append(exhaust if self.final_unit else exhaust - self.quota_request_seconds)
+            if self.final_unit:
+                times.append(exhaust)
+            else:  # ahead of exhaustion, but never sooner than half-way through a small grant
+                half = self.grant_base + self.granted_seconds / 2
+                times.append(max(exhaust - self.quota_request_seconds, half))
         return min(times) if times else None
 
     def handle_timer(self, now: float) -> TimerAction:

@@ -22,6 +22,7 @@ from hss_adapter.profile import (
     CallerIdPresentation,
     RingOrder,
 )
+from secondnum.mongo import connect
 
 E164_PATTERN = r"^[1-9][0-9]{6,14}$"
 
@@ -60,7 +61,7 @@ class VoicemailDoc(me.EmbeddedDocument):  # type: ignore[misc]
     greeting = me.StringField(null=True, max_length=256)
 
 
-class Account(me.Document):  # type: ignore[misc]
+class AccountDoc(me.Document):  # type: ignore[misc]
     """One 2nd-number account, keyed by its DID (E.164 digits without ``+``)."""
 
     did = me.StringField(required=True, unique=True, regex=E164_PATTERN)
@@ -74,8 +75,6 @@ class Account(me.Document):  # type: ignore[misc]
         choices=[m.value for m in CallerIdPresentation], default=CallerIdPresentation.DID.value
     )
     voicemail = me.EmbeddedDocumentField(VoicemailDoc, default=VoicemailDoc)
-    sequence_number = me.IntField(default=0)
-    """Sh Repository-Data Sequence-Number last exchanged with the HSS (TS 29.328 §7.6.1)."""
     updated_at = me.DateTimeField(default=_utcnow)
 
     meta: dict[str, Any] = {
@@ -91,7 +90,7 @@ class AliasDoc(me.Document):  # type: ignore[misc]
     key = me.StringField(required=True, unique=True, max_length=256)
     """Canonical form (``secondnum.identity.canonical``): one identity, one account."""
     identity = me.StringField(required=True, max_length=256)
-    account = me.ReferenceField(Account, required=True, reverse_delete_rule=me.CASCADE)
+    account = me.ReferenceField(AccountDoc, required=True, reverse_delete_rule=me.CASCADE)
     allow_registration = me.BooleanField(default=False)
     """Allow authentication/registration with this identity; ANI matching applies regardless."""
 
@@ -100,5 +99,21 @@ class AliasDoc(me.Document):  # type: ignore[misc]
 
 def ensure_indexes() -> None:
     """Create the unique and lookup indexes (idempotent)."""
-    Account.ensure_indexes()
+    AccountDoc.ensure_indexes()
     AliasDoc.ensure_indexes()
+
+
+def ensure_connection(uri: str, database: str) -> None:
+    """Connect mongoengine's default alias unless it already points at ``database``.
+
+    In ``secondnum up`` several components share the process; reconnecting would close the client another
+    component's threads are using, so an existing connection to the same database is kept.
+    """
+    from mongoengine.connection import ConnectionFailure, get_db
+
+    try:
+        if get_db().name == database:
+            return
+    except ConnectionFailure:
+        pass
+    connect(uri, database)

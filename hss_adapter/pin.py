@@ -1,7 +1,12 @@
 """Voicemail PIN hashing: only a salted scrypt hash is ever stored (RFC 7914).
 
 Format: ``scrypt$<n>$<r>$<p>$<salt b64>$<hash b64>`` so parameters can be raised later without breaking
-stored hashes. Verification is constant-time (``hmac.compare_digest``).
+stored hashes. Verification is constant-time (``hmac.compare_digest``) and also accepts the
+``pbkdf2_sha256$<iterations>$<salt hex>$<hash hex>`` hashes the media server's mailbox store writes, so a PIN
+hash can move between the two stores.
+
+Cost: one verification takes tens of milliseconds of CPU by design; call it off the event loop
+(``await asyncio.to_thread(profile.voicemail.verify_pin, pin)``).
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ def verify_pin(pin: str, stored: str | None) -> bool:
     """True when ``pin`` matches ``stored``; False for no stored hash, a malformed one or a wrong PIN."""
     if not stored or not isinstance(pin, str):
         return False
+    if stored.startswith("pbkdf2_sha256$"):
+        return _verify_pbkdf2(pin, stored)
     try:
         scheme, n, r, p, salt_b64, hash_b64 = stored.split("$")
         if scheme != "scrypt":
@@ -49,5 +56,15 @@ def verify_pin(pin: str, stored: str | None) -> bool:
         expected = base64.b64decode(hash_b64, validate=True)
         digest = hashlib.scrypt(pin.encode(), salt=salt, n=int(n), r=int(r), p=int(p), dklen=len(expected))
     except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(digest, expected)
+
+
+def _verify_pbkdf2(pin: str, stored: str) -> bool:
+    try:
+        _, iterations, salt_hex, hash_hex = stored.split("$")
+        expected = bytes.fromhex(hash_hex)
+        digest = hashlib.pbkdf2_hmac("sha256", pin.encode(), bytes.fromhex(salt_hex), int(iterations))
+    except ValueError:
         return False
     return hmac.compare_digest(digest, expected)

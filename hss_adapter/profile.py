@@ -1,6 +1,7 @@
 """The immutable subscriber profile the AS reads, and its conversion from stored documents.
 
-One conversion path: raw MongoDB documents (as stored by :mod:`hss_adapter.models`) -> :class:`AccountProfile`.
+One conversion path: raw MongoDB documents (as stored by :mod:`hss_adapter.models`) ->
+:class:`AccountProfile`.
 The profile cache, the provisioning API and the Sh mirror all use :func:`profile_from_documents`, so what the
 AS sees is exactly what the API returns.
 """
@@ -157,7 +158,9 @@ def time_window_from_document(doc: Mapping[str, Any] | None) -> TimeWindow | Non
     )
 
 
-def profile_from_documents(account: Mapping[str, Any], aliases: Iterable[Mapping[str, Any]]) -> AccountProfile:
+def profile_from_documents(
+    account: Mapping[str, Any], aliases: Iterable[Mapping[str, Any]]
+) -> AccountProfile:
     """Build the profile from a raw ``accounts`` document and its raw ``aliases`` documents."""
     fm = account.get("follow_me") or {}
     vm = account.get("voicemail") or {}

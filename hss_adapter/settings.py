@@ -45,6 +45,8 @@ class HssSettings:
     """Expiry-Time requested in SNR (TS 29.329 §6.3.16); re-subscribed at 80 % of what the HSS grants."""
     as_server_name: str = "sip:127.0.0.1:5060"
     """Our SIP address as the iFC ApplicationServer/ServerName should name it (issue 7 check)."""
+    check_ifc: bool = True
+    """Read each account's iFC over Sh once after start-up and log a warning unless one points at us."""
     tx_seconds: float = 5.0
     resync_seconds: float = 300.0
     """Full UDR re-read of every account this often, so a lost PNR cannot leave data stale forever."""

@@ -7,6 +7,7 @@ indexes, never from a racy read-then-write.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Mapping
 from typing import Any
@@ -14,8 +15,9 @@ from typing import Any
 import mongoengine as me
 from bson import ObjectId
 
+from hss_adapter.api.representation import settings_json
 from hss_adapter.models import (
-    Account,
+    AccountDoc,
     AliasDoc,
     FollowMeDoc,
     FollowMeTargetDoc,
@@ -36,15 +38,15 @@ class StoreError(Exception):
         self.field = field
 
 
-class NotFound(StoreError):
+class NotFoundError(StoreError):
     pass
 
 
-class Duplicate(StoreError):
+class DuplicateError(StoreError):
     pass
 
 
-class Invalid(StoreError):
+class InvalidError(StoreError):
     pass
 
 
@@ -55,20 +57,20 @@ def normalise_target_uri(uri: str, field: str = "uri") -> str:
         try:
             key = canonical(text)
         except IdentityError as exc:
-            raise Invalid(field, str(exc)) from None
+            raise InvalidError(field, str(exc)) from None
         # A SIP URI that names a global number is stored as tel: so the AS routes it to the PSTN breakout.
         return tel_uri(key) if key[0].isdigit() else text
     try:
         return tel_uri(canonical(text))
     except IdentityError as exc:
-        raise Invalid(field, str(exc)) from None
+        raise InvalidError(field, str(exc)) from None
 
 
 def canonical_identity(identity: str, field: str = "identity") -> str:
     try:
         return canonical(identity)
     except IdentityError as exc:
-        raise Invalid(field, str(exc)) from None
+        raise InvalidError(field, str(exc)) from None
 
 
 def _follow_me(data: Mapping[str, Any]) -> FollowMeDoc:
@@ -88,7 +90,9 @@ def _follow_me(data: Mapping[str, Any]) -> FollowMeDoc:
 
 
 def _voicemail(data: Mapping[str, Any], old_hash: str | None) -> VoicemailDoc:
-    if "pin" not in data:
+    if "pin_hash" in data:  # internal callers only (Sh mirror); the REST schema has no such member
+        pin_hash = data["pin_hash"]
+    elif "pin" not in data:
         pin_hash = old_hash
     elif data["pin"] is None:
         pin_hash = None
@@ -104,7 +108,7 @@ def _voicemail(data: Mapping[str, Any], old_hash: str | None) -> VoicemailDoc:
     )
 
 
-def _apply_fields(account: Account, data: Mapping[str, Any]) -> None:
+def _apply_fields(account: AccountDoc, data: Mapping[str, Any]) -> None:
     """Set every editable field of ``account`` from full (PUT-form) input ``data``."""
     old_hash = account.voicemail.pin_hash if account.voicemail else None
     account.display_name = data.get("display_name", "")
@@ -116,13 +120,13 @@ def _apply_fields(account: Account, data: Mapping[str, Any]) -> None:
     account.updated_at = dt.datetime.now(dt.UTC)
 
 
-def _save(account: Account) -> None:
+def _save(account: AccountDoc) -> None:
     try:
         account.save()
     except me.NotUniqueError:
-        raise Duplicate("did", f"account {account.did} already exists") from None
+        raise DuplicateError("did", f"account {account.did} already exists") from None
     except me.ValidationError as exc:
-        raise Invalid(_validation_field(exc), str(exc)) from None
+        raise InvalidError(_validation_field(exc), str(exc)) from None
 
 
 def _validation_field(exc: me.ValidationError) -> str:
@@ -139,7 +143,7 @@ def _validation_field(exc: me.ValidationError) -> str:
 
 
 def _raw_account(did: str) -> dict[str, Any] | None:
-    doc: dict[str, Any] | None = Account._get_collection().find_one({"did": did})
+    doc: dict[str, Any] | None = AccountDoc._get_collection().find_one({"did": did})
     return doc
 
 
@@ -157,19 +161,8 @@ def profile_of(did: str) -> AccountProfile | None:
 def require_profile(did: str) -> AccountProfile:
     profile = profile_of(did)
     if profile is None:
-        raise NotFound("did", f"no account {did}")
+        raise NotFoundError("did", f"no account {did}")
     return profile
-
-
-def sequence_number(did: str) -> int:
-    raw = _raw_account(did)
-    if raw is None:
-        raise NotFound("did", f"no account {did}")
-    return int(raw.get("sequence_number", 0))
-
-
-def set_sequence_number(did: str, value: int) -> None:
-    Account._get_collection().update_one({"did": did}, {"$set": {"sequence_number": value}})
 
 
 def create_account(data: Mapping[str, Any]) -> AccountProfile:
@@ -182,36 +175,48 @@ def create_account(data: Mapping[str, Any]) -> AccountProfile:
     ]
     keys = [k for _, k, _ in aliases]
     if len(set(keys)) != len(keys):
-        raise Duplicate("aliases", "the same alias identity is listed twice")
+        raise DuplicateError("aliases", "the same alias identity is listed twice")
+    # Pre-checks give the natural error order and avoid a create-then-compensate flap in the change stream;
+    # the unique indexes below still decide races.
+    if _raw_account(did) is not None:
+        raise DuplicateError("did", f"account {did} already exists")
     taken = AliasDoc._get_collection().find_one({"key": {"$in": keys}}) if keys else None
     if taken is not None:
-        raise Duplicate("aliases", f"alias {taken['identity']} belongs to another account")
-    account = Account(did=did)
+        raise DuplicateError("aliases", f"alias {taken['identity']} belongs to another account")
+    account = AccountDoc(did=did, id=ObjectId())
     _apply_fields(account, data)
-    _save(account)
+    try:
+        account.validate()
+    except me.ValidationError as exc:
+        raise InvalidError(_validation_field(exc), str(exc)) from None
+    # Aliases first, the account last: readers that follow the change stream (the profile cache) see the
+    # account only once it is complete, never a DID without its aliases.
+    inserted: list[str] = []
     try:
         for identity, key, allow in aliases:
             _insert_alias(account, identity, key, allow)
+            inserted.append(key)
+        _save(account)
     except StoreError:
-        # Compensate: an account must not be left half-created when an alias raced with another request.
-        AliasDoc.objects(account=account.id).delete()
-        account.delete()
+        # Compensate: an alias or the DID raced with another request; leave nothing half-created.
+        if inserted:
+            AliasDoc._get_collection().delete_many({"key": {"$in": inserted}, "account": account.id})
         raise
     return require_profile(did)
 
 
 def replace_account(did: str, data: Mapping[str, Any]) -> AccountProfile:
     """Replace every editable field (PUT); the PIN is kept unless ``voicemail.pin`` is given."""
-    account = Account.objects(did=did).first()
+    account = AccountDoc.objects(did=did).first()
     if account is None:
-        raise NotFound("did", f"no account {did}")
+        raise NotFoundError("did", f"no account {did}")
     _apply_fields(account, data)
     _save(account)
     return require_profile(did)
 
 
 def delete_account(did: str) -> bool:
-    account = Account.objects(did=did).first()
+    account = AccountDoc.objects(did=did).first()
     if account is None:
         return False
     AliasDoc.objects(account=account.id).delete()
@@ -219,11 +224,17 @@ def delete_account(did: str) -> bool:
     return True
 
 
-def list_profiles(limit: int, offset: int, filters: Mapping[str, str]) -> tuple[list[AccountProfile], int]:
-    """A page of accounts ordered by DID, and the total matching ``filters`` (exact matches only)."""
-    query = {k: v for k, v in filters.items() if k in {"status", "answering_mode"}}
-    coll = Account._get_collection()
+def list_profiles(limit: int, offset: int, filters: Mapping[str, str],
+                  after: str | None = None) -> tuple[list[AccountProfile], int]:
+    """A page of accounts ordered by DID and the total matching ``filters`` (exact matches only).
+
+    ``after`` is a keyset cursor (DIDs greater than it, on the unique index); ``offset`` skips within that.
+    """
+    query: dict[str, Any] = {k: v for k, v in filters.items() if k in {"status", "answering_mode"}}
+    coll = AccountDoc._get_collection()
     total = coll.count_documents(query)
+    if after is not None:
+        query["did"] = {"$gt": after}
     raws = list(coll.find(query).sort("did", 1).skip(offset).limit(limit))
     ids = [r["_id"] for r in raws]
     by_account: dict[ObjectId, list[dict[str, Any]]] = {i: [] for i in ids}
@@ -232,18 +243,18 @@ def list_profiles(limit: int, offset: int, filters: Mapping[str, str]) -> tuple[
     return [profile_from_documents(r, by_account[r["_id"]]) for r in raws], total
 
 
-def _insert_alias(account: Account, identity: str, key: str, allow: bool) -> None:
+def _insert_alias(account: AccountDoc, identity: str, key: str, allow: bool) -> None:
     try:
         AliasDoc(key=key, identity=identity.strip(), account=account, allow_registration=allow).save()
     except me.NotUniqueError:
-        raise Duplicate("identity", f"alias {identity} already belongs to an account") from None
+        raise DuplicateError("identity", f"alias {identity} already belongs to an account") from None
 
 
 def add_alias(did: str, identity: str, allow_registration: bool) -> AccountProfile:
     key = canonical_identity(identity)
-    account = Account.objects(did=did).first()
+    account = AccountDoc.objects(did=did).first()
     if account is None:
-        raise NotFound("did", f"no account {did}")
+        raise NotFoundError("did", f"no account {did}")
     _insert_alias(account, identity, key, allow_registration)
     touch(account)
     return require_profile(did)
@@ -251,25 +262,25 @@ def add_alias(did: str, identity: str, allow_registration: bool) -> AccountProfi
 
 def remove_alias(did: str, identity: str) -> AccountProfile:
     key = canonical_identity(identity)
-    account = Account.objects(did=did).first()
+    account = AccountDoc.objects(did=did).first()
     if account is None:
-        raise NotFound("did", f"no account {did}")
+        raise NotFoundError("did", f"no account {did}")
     deleted = AliasDoc.objects(key=key, account=account.id).delete()
     if not deleted:
-        raise NotFound("identity", f"{identity} is not an alias of {did}")
+        raise NotFoundError("identity", f"{identity} is not an alias of {did}")
     touch(account)
     return require_profile(did)
 
 
-def touch(account: Account) -> None:
-    Account.objects(id=account.id).update_one(set__updated_at=dt.datetime.now(dt.UTC))
+def touch(account: AccountDoc) -> None:
+    AccountDoc.objects(id=account.id).update_one(set__updated_at=dt.datetime.now(dt.UTC))
 
 
-def replace_aliases(did: str, aliases: list[tuple[str, bool]]) -> None:
-    """Make the account's aliases exactly ``aliases`` (identity, allow_registration): the Sh mirror uses it."""
-    account = Account.objects(did=did).first()
+def replace_aliases(did: str, aliases: list[tuple[str, bool]]) -> list[str]:
+    """Make the account's aliases exactly ``aliases`` (identity, allow_registration): Sh mirror."""
+    account = AccountDoc.objects(did=did).first()
     if account is None:
-        raise NotFound("did", f"no account {did}")
+        raise NotFoundError("did", f"no account {did}")
     wanted = {canonical_identity(i): (i, allow) for i, allow in aliases}
     current = {a.key: a for a in AliasDoc.objects(account=account.id)}
     for key, alias in current.items():
@@ -278,6 +289,37 @@ def replace_aliases(did: str, aliases: list[tuple[str, bool]]) -> None:
         elif alias.allow_registration != wanted[key][1]:
             alias.allow_registration = wanted[key][1]
             alias.save()
+    conflicts = []
     for key, (identity, allow) in wanted.items():
         if key not in current:
-            _insert_alias(account, identity, key, allow)
+            try:
+                _insert_alias(account, identity, key, allow)
+            except DuplicateError:
+                conflicts.append(identity)
+    return conflicts
+
+
+def sync_doc_of(did: str) -> dict[str, Any] | None:
+    """The account in the Sh "sync form": editable settings with ``voicemail.pin_hash``, plus aliases."""
+    profile = profile_of(did)
+    if profile is None:
+        return None
+    doc = settings_json(profile)
+    if profile.voicemail.pin_hash is not None:
+        doc["voicemail"]["pin_hash"] = profile.voicemail.pin_hash
+    doc["aliases"] = [{"identity": a.identity, "allow_registration": a.allow_registration}
+                      for a in profile.aliases]
+    return doc
+
+
+def upsert_from_sync(did: str, doc: Mapping[str, Any]) -> list[str]:
+    """Create or replace an account from a sync-form ``doc`` (HSS data); returns aliases that conflicted."""
+    settings = {k: v for k, v in doc.items() if k != "aliases"}
+    settings.setdefault("voicemail", {})
+    settings["voicemail"] = {**settings["voicemail"], "pin_hash": settings["voicemail"].get("pin_hash")}
+    if AccountDoc.objects(did=did).first() is None:
+        with contextlib.suppress(DuplicateError):  # created concurrently: replace below
+            create_account({**settings, "did": did})
+    replace_account(did, settings)
+    aliases = [(a["identity"], bool(a.get("allow_registration", False))) for a in doc.get("aliases", [])]
+    return replace_aliases(did, aliases)

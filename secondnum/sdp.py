@@ -83,7 +83,7 @@ Attribute = tuple[str, str | None]
 def _direction_of(attributes: Sequence[Attribute]) -> Direction | None:
     for name, _ in attributes:
         if name in DIRECTIONS:
-            return name  # type: ignore[return-value]
+            return name
     return None
 
 
@@ -335,7 +335,8 @@ def answer_audio(
         maps = m.rtpmaps()
         for fmt in m.formats:
             rm = maps.get(int(fmt)) if fmt.isdigit() else None
-            if rm is not None and rm.encoding.upper() in wanted and rm.clock_rate == 8000 and rm.channels == 1:
+            usable = rm is not None and rm.encoding.upper() in wanted and rm.clock_rate == 8000
+            if rm is not None and usable and rm.channels == 1:
                 te = None
                 if telephone_event:
                     te = next((pt for pt, r in maps.items()

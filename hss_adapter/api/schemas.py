@@ -70,7 +70,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     }),
     "AliasInput": _obj({
         "identity": {"type": "string", "minLength": 1, "maxLength": 256,
-                     "description": "e.g. 42073723123@pstn, tel:+42073723123, sip:+42073723123@host;user=phone"},
+                     "description": "42073723123@pstn, tel:+42073723123, sip:+42073723123@h;user=phone"},
         "allow_registration": {"type": "boolean", "default": False},
     }, required=["identity"]),
     "Alias": _obj({
@@ -97,6 +97,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "AccountPage": _obj({
         "items": {"type": "array", "items": _ref("Account")},
         "total": {"type": "integer"}, "limit": {"type": "integer"}, "offset": {"type": "integer"},
+        "next_after": {"type": ["string", "null"], "description": "cursor of the next page, null at the end"},
     }),
     "Problem": {"type": "object", "properties": {
         "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
@@ -157,8 +158,8 @@ def _message(error: ValidationError, field: str) -> str:
 
 def validate(name: str, body: Any) -> dict[str, Any]:
     """Validate ``body`` against schema ``name``; raise a 422 problem naming the first offending field."""
-    errors = sorted(_VALIDATORS[name].iter_errors(body), key=lambda e: (list(map(str, e.absolute_path)),
-                                                                         e.validator != "additionalProperties"))
+    errors = sorted(_VALIDATORS[name].iter_errors(body),
+                    key=lambda e: (list(map(str, e.absolute_path)), e.validator != "additionalProperties"))
     if errors:
         first = errors[0]
         field = _field_of(first)

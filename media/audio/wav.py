@@ -28,7 +28,7 @@ def resample_to_8k(samples: np.ndarray, rate: int) -> np.ndarray:
     """Polyphase resampling with an anti-alias filter (``audioop.ratecv`` has none)."""
     if rate == 8000:
         return samples
-    from math import gcd  # noqa: PLC0415
+    from math import gcd
 
     g = gcd(8000, rate)
     return np.asarray(resample_poly(samples, 8000 // g, rate // g))

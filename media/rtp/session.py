@@ -47,8 +47,9 @@ RtpEvent = AudioReceived | DigitReceived | PacketDropped
 class RtpSession:
     """RTP send/receive state of one call (RFC 3550 §5.1, §6.4.1 statistics, §8 SSRC)."""
 
-    def __init__(self, payload_type: int, telephone_event_pt: int | None, remote: Address,
-                 clock_rate: int = 8000, ssrc: int | None = None, rng: random.Random | None = None) -> None:
+    def __init__(self, payload_type: int, telephone_event_pt: int | None, remote: Address, *,
+                 clock_rate: int = 8000, ssrc: int | None = None,
+                 rng: random.Random | None = None) -> None:
         r = rng or random.SystemRandom()
         self.payload_type = payload_type
         self.telephone_event_pt = telephone_event_pt

@@ -74,7 +74,7 @@ def _with_application_id(cls: type[Any], app_id: int) -> None:
 
 def apply_patches() -> None:
     """Apply the fixes above; idempotent."""
-    global _applied  # noqa: PLW0603 - one-shot module state
+    global _applied
     if _applied:
         return
     for code, base in all_commands.items():

@@ -32,6 +32,7 @@ from diameter.message.avp.avp import (
     AvpUtf8String,
     get_avp_dictionary_entry,
 )
+from diameter.message.avp.errors import AvpEncodeError
 
 from secondnum.diameter import constants as dc
 from secondnum.diameter._patches import apply_patches
@@ -120,8 +121,16 @@ class IdGenerator:
 
 
 def avp(code: int, val: Any, vendor: int = 0, mandatory: bool | None = None) -> Avp:
-    """One AVP of dictionary type; `mandatory=None` takes the dictionary's M flag."""
-    return Avp.new(code, vendor, value=val, is_mandatory=mandatory)
+    """One AVP of dictionary type; `mandatory=None` takes the dictionary's M flag.
+
+    A `str` given for an OctetString/DiameterIdentity AVP (Origin-Host, User-Data, ...) is UTF-8 encoded.
+    """
+    try:
+        return Avp.new(code, vendor, value=val, is_mandatory=mandatory)
+    except AvpEncodeError:
+        if isinstance(val, str):
+            return Avp.new(code, vendor, value=val.encode(), is_mandatory=mandatory)
+        raise
 
 
 def grouped(code: int, members: Sequence[Avp], vendor: int = 0, mandatory: bool | None = None) -> Avp:
@@ -240,6 +249,8 @@ def decode(data: bytes) -> Message:
     and checked recursively. The result is a plain `Message` (attribute classes are not built:
     they cost more than the rest of a transaction).
     """
+    if len(data) < HEADER_LENGTH:
+        raise DiameterError(dc.INVALID_MESSAGE_LENGTH, f"{len(data)} bytes", framing_lost=True)
     hdr = decode_header(data)
     if hdr.version != dc.DIAMETER_VERSION:
         raise DiameterError(dc.UNSUPPORTED_VERSION, f"version {hdr.version}", header=hdr)
@@ -253,7 +264,9 @@ def decode(data: bytes) -> Message:
         # CER/DWR/DPR are "REQ" only in their ABNF (RFC 6733 §5.3.1, §5.4.1, §5.5.1).
         raise DiameterError(dc.INVALID_HDR_BITS, "P bit set on a base peer request", header=hdr)
     try:
-        avps = _decode_avps(data, HEADER_LENGTH, len(data))
+        # An answer cannot be answered: unknown M-bit AVPs in it are kept, not rejected (5001 is
+        # for requests, RFC 6733 §7.1.5); length and value errors still make it unusable.
+        avps = _decode_avps(data, HEADER_LENGTH, len(data), strict=bool(flags & dc.FLAG_REQUEST))
     except DiameterError as e:
         e.header = hdr
         raise
@@ -265,7 +278,7 @@ _LOCAL_COMMANDS: Final = frozenset(
 )
 
 
-def _decode_avps(data: bytes, pos: int, end: int) -> list[Avp]:
+def _decode_avps(data: bytes, pos: int, end: int, strict: bool = True) -> list[Avp]:
     out: list[Avp] = []
     while pos < end:
         if end - pos < 8:
@@ -275,15 +288,17 @@ def _decode_avps(data: bytes, pos: int, end: int) -> list[Avp]:
         length = fl & 0xFFFFFF
         hlen = 12 if flags & dc.AVP_FLAG_VENDOR else 8
         if length < hlen or pos + length > end:
-            # Failed-AVP: the AVP header with a zeroed payload (RFC 6733 §7.5 for 5014).
+            vendor0 = _U32.unpack_from(data, pos + 8)[0] if hlen == 12 and end - pos >= 12 else 0
             raise DiameterError(
-                dc.INVALID_AVP_LENGTH, f"AVP {code} length {length}", failed_avp=data[pos : pos + hlen]
+                dc.INVALID_AVP_LENGTH,
+                f"AVP {code} length {length}",
+                failed_avp=_offending_header(code, flags, vendor0),
             )
         vendor = _U32.unpack_from(data, pos + 8)[0] if hlen == 12 else 0
         payload = data[pos + hlen : pos + length]
         info = get_avp_dictionary_entry(code, vendor)
         if info is None:
-            if flags & dc.AVP_FLAG_MANDATORY:
+            if strict and flags & dc.AVP_FLAG_MANDATORY:
                 raise DiameterError(
                     dc.AVP_UNSUPPORTED, f"AVP {code}/{vendor} with M bit", failed_avp=data[pos : pos + length]
                 )
@@ -310,14 +325,23 @@ def _decode_avps(data: bytes, pos: int, end: int) -> list[Avp]:
                 raise DiameterError(
                     dc.INVALID_AVP_LENGTH, f"{a.name} too short", failed_avp=data[pos : pos + length]
                 )
-            elif issubclass(typ, AvpGrouped):
-                a._avps = _decode_avps(data, pos + hlen, pos + length)
+            elif issubclass(typ, AvpGrouped) and code != dc.AVP_FAILED_AVP:
+                # Failed-AVP holds what the peer found wrong: kept raw, never re-validated.
+                a._avps = _decode_avps(data, pos + hlen, pos + length, strict)
         out.append(a)
         pos += (length + 3) & ~3
         if pos > end:
             # Padding past the end of the message: the last AVP's length was not 4-aligned at the end.
             raise DiameterError(dc.INVALID_AVP_LENGTH, "AVP padding past message end", failed_avp=None)
     return out
+
+
+def _offending_header(code: int, flags: int, vendor: int) -> bytes:
+    """Failed-AVP content for a bad AVP length (RFC 6733 §7.1.5, 5014): the AVP header with a
+    zero-filled payload of the minimum size of its type, so that the answer itself stays valid."""
+    info = get_avp_dictionary_entry(code, vendor)
+    size = _FIXED_SIZE.get(info["type"], 0) if info is not None else 0
+    return _encode_avp(Avp(code, vendor, b"\0" * size, flags))
 
 
 # --------------------------------------------------------------------------- reading

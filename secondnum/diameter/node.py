@@ -16,10 +16,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from diameter.message import Message
 from diameter.message.avp import Avp
+from prometheus_client import Counter
 
 from secondnum.diameter import codec
 from secondnum.diameter import constants as dc
@@ -39,6 +40,15 @@ from secondnum.log import get_logger
 
 log = get_logger(__name__)
 
+MESSAGES = Counter(
+    "secondnum_diameter_requests_total",
+    "Diameter requests by direction",
+    ["direction", "application", "command"],
+)
+TIMEOUTS = Counter("secondnum_diameter_tx_expired_total", "Requests without answer within Tx", ["peer"])
+FAILOVERS = Counter("secondnum_diameter_failovers_total", "Requests re-sent to an alternate peer", ["peer"])
+PROTOCOL_ERRORS = Counter("secondnum_diameter_protocol_errors_total", "Bad input answered", ["result"])
+
 VENDOR_SPECIFIC_APP_MIN = 16777216  # RFC 6733 §11.3: 3GPP applications are advertised with a vendor
 
 
@@ -47,7 +57,11 @@ class NoRouteError(Exception):
 
 
 class RequestTimeout(TimeoutError):  # noqa: N818 - public name in README
-    """No answer within Tx."""
+    """No answer within Tx; `peer_host` is the peer that did not answer."""
+
+    def __init__(self, message: str, peer_host: str | None = None) -> None:
+        super().__init__(message)
+        self.peer_host = peer_host
 
 
 @dataclass(frozen=True)
@@ -126,8 +140,8 @@ class _Protocol(asyncio.Protocol):
     # asyncio callbacks ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports do not subclass asyncio.Transport: duck-typed on purpose.
+        self.transport = cast(asyncio.Transport, transport)
         self.node._protocols.add(self)
         self.conn.connection_made(self.loop.time())
         self.flush()
@@ -253,6 +267,11 @@ class DiameterNode:
         port: int = self._server.sockets[0].getsockname()[1]
         return port
 
+    @property
+    def is_serving(self) -> bool:
+        """Listening for incoming peers (for readiness checks)."""
+        return self._server is not None and self._server.is_serving()
+
     def peers(self) -> list[PeerInfo]:
         return [p.info() for p in self._peers.values()]
 
@@ -276,7 +295,7 @@ class DiameterNode:
         self,
         realm: str | None = None,
         host: str | None = None,
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 5.0,
     ) -> None:
         """Until some peer (of `realm` / with `host`) is OPEN; raises TimeoutError."""
 
@@ -294,6 +313,8 @@ class DiameterNode:
 
     async def stop(self) -> None:
         """DPR/DPA with every open peer (RFC 6733 §5.4), then close everything."""
+        if self.loop is None:  # never started
+            return
         self._running = False
         if self._server is not None:
             self._server.close()
@@ -332,7 +353,7 @@ class DiameterNode:
         destination_realm: str | None = None,
         *,
         destination_host: str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - Tx is a protocol timer, not a cancel scope
+        timeout: float | None = None,
         avoid_hosts: Collection[str] = (),
         retransmit: bool = False,
     ) -> Message:
@@ -342,6 +363,9 @@ class DiameterNode:
         keeps an End-to-End id already set (retransmissions, RFC 6733 §6.1.1), and sets the T flag
         when `retransmit`. Raises NoRouteError or RequestTimeout.
         """
+        if not self._running:
+            raise NoRouteError("node not started")
+        msg = _plain(msg)
         h = msg.header
         if h.end_to_end_identifier == 0:
             h.end_to_end_identifier = self.ids.end_to_end()
@@ -365,6 +389,7 @@ class DiameterNode:
         pend = _Pending(msg, fut, realm, destination_host, set(avoid_hosts))
         if not self._dispatch(pend):
             raise NoRouteError(f"no open peer for application {h.application_id} realm {realm}")
+        MESSAGES.labels("out", h.application_id, h.command_code).inc()
         pend.timer = self.loop.call_later(
             self.tx_timeout if timeout is None else timeout, self._on_tx_expiry, pend
         )
@@ -401,8 +426,9 @@ class DiameterNode:
 
     def _on_tx_expiry(self, pend: _Pending) -> None:
         pend.timer = None
-        host = pend.peer.host if pend.peer else "?"
-        self._finish(pend, exc=RequestTimeout(f"no answer from {host} within Tx"))
+        host = pend.peer.host if pend.peer else None
+        TIMEOUTS.labels(host or "").inc()
+        self._finish(pend, exc=RequestTimeout(f"no answer from {host} within Tx", host))
 
     def _failover(self, peer: _Peer) -> None:
         """Re-send requests pending on a failed peer to an alternate one (RFC 6733 §5.5.4)."""
@@ -410,6 +436,7 @@ class DiameterNode:
             self._pending.pop(hop, None)
             peer.pending.pop(hop, None)
             pend.avoid.add(peer.host)
+            FAILOVERS.labels(peer.host).inc()
             pend.message.header.command_flags |= dc.FLAG_RETRANSMIT
             if pend.host == peer.host:
                 pend.host = None  # Destination-Host unreachable: route by realm instead
@@ -438,6 +465,7 @@ class DiameterNode:
             elif isinstance(ev, PeerClosed):
                 self._on_closed(proto, ev)
             elif isinstance(ev, ProtocolErrorSent):
+                PROTOCOL_ERRORS.labels(str(ev.result_code)).inc()
                 log.warning(
                     "diameter_protocol_error",
                     result_code=ev.result_code,
@@ -463,6 +491,7 @@ class DiameterNode:
         self._protocols.discard(proto)
         proto.cancel_timer()
         if proto.transport is not None:
+            proto.write(proto.conn.data_to_send())  # the DPA to a peer's DPR goes out before the close
             proto.transport.close()
         if not proto.closed.done():
             proto.closed.set_result(ev.reconnect)
@@ -479,6 +508,7 @@ class DiameterNode:
 
     def _on_request(self, proto: _Protocol, req: Message) -> None:
         h = req.header
+        MESSAGES.labels("in", h.application_id, h.command_code).inc()
         peer = proto.peer
         origin = codec.text(req.avps, dc.AVP_ORIGIN_HOST) or (peer.host if peer else "")
         key = (origin, h.end_to_end_identifier)
@@ -492,6 +522,7 @@ class DiameterNode:
         if handler is None:
             known_app = any(app == h.application_id for app, _ in self._handlers)
             rc = dc.COMMAND_UNSUPPORTED if known_app else dc.APPLICATION_UNSUPPORTED
+            PROTOCOL_ERRORS.labels(str(rc)).inc()
             proto.conn.error_answer(h, rc, None, f"command {h.command_code} application {h.application_id}")
             proto.flush()
             return
@@ -525,6 +556,7 @@ class DiameterNode:
         return codec.new_answer(req, dc.UNABLE_TO_COMPLY)
 
     def _send_answer(self, proto: _Protocol, key: tuple[str, int], answer: Message) -> None:
+        answer = _plain(answer)
         avps = answer.avps
         if codec.first(avps, dc.AVP_ORIGIN_HOST) is None:
             at = 1 if avps and avps[0].code == dc.AVP_SESSION_ID else 0
@@ -556,8 +588,21 @@ class DiameterNode:
                     "diameter_connect_failed", host=cfg.host, address=cfg.address, port=cfg.port, error=str(e)
                 )
             else:
-                await proto.closed
+                reconnect_wanted = await proto.closed
                 if proto.opened:
                     delay = self.reconnect_min
+                if not reconnect_wanted:  # DPR "do not want to talk to you" (RFC 6733 §5.4.3)
+                    delay = self.reconnect_max
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.reconnect_max)
+
+
+def _plain(msg: Message) -> Message:
+    """python-diameter's attribute classes (e.g. `UserDataRequest`) as a plain AVP-list message.
+
+    Their `avps` setter only replaces the extra AVPs, so inserting Origin-* into one would duplicate
+    the generated AVPs; a plain `Message` holds exactly what it is given.
+    """
+    if type(msg) is Message:
+        return msg
+    return Message(msg.header, list(msg.avps))

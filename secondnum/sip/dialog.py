@@ -39,10 +39,10 @@ class Dialog:
     __slots__ = ("call_id", "is_uac", "local_contact", "local_cseq", "local_tag", "local_uri", "remote_cseq",
                  "remote_tag", "remote_target", "remote_uri", "route_set", "secure", "state", "user_data")
 
-    def __init__(self, call_id: str, local_tag: str, remote_tag: str, local_uri: NameAddr, remote_uri: NameAddr,
-                 remote_target: SipURI, route_set: list[NameAddr], local_cseq: int, remote_cseq: int | None,
-                 local_contact: SipURI, is_uac: bool, state: DialogState = DialogState.EARLY,
-                 secure: bool = False) -> None:
+    def __init__(self, call_id: str, local_tag: str, remote_tag: str, *, local_uri: NameAddr,
+                 remote_uri: NameAddr, remote_target: SipURI, route_set: list[NameAddr], local_cseq: int,
+                 remote_cseq: int | None, local_contact: SipURI, is_uac: bool,
+                 state: DialogState = DialogState.EARLY, secure: bool = False) -> None:
         self.call_id = call_id
         self.local_tag = local_tag
         self.remote_tag = remote_tag
@@ -69,9 +69,11 @@ class Dialog:
         remote_tag = request.from_.tag
         if not remote_tag:
             raise SipError("dialog-creating request without From tag")
-        return cls(request.call_id, local_tag, remote_tag, _bare(request.to), _bare(request.from_),
-                   contacts[0].uri.copy(), [r.copy() for r in request.record_route], 0, request.cseq.seq,
-                   local_contact, is_uac=False, state=state, secure=request.uri.scheme == "sips")
+        return cls(request.call_id, local_tag, remote_tag, local_uri=_bare(request.to),
+                   remote_uri=_bare(request.from_), remote_target=contacts[0].uri.copy(),
+                   route_set=[r.copy() for r in request.record_route], local_cseq=0,
+                   remote_cseq=request.cseq.seq, local_contact=local_contact, is_uac=False, state=state,
+                   secure=request.uri.scheme == "sips")
 
     @classmethod
     def from_uac(cls, request: SipRequest, response: SipResponse, local_contact: SipURI) -> Dialog:
@@ -82,9 +84,11 @@ class Dialog:
         contacts = response.contact
         target = contacts[0].uri.copy() if contacts else request.uri.copy()
         state = DialogState.CONFIRMED if response.is_success else DialogState.EARLY
-        return cls(request.call_id, request.from_.tag or "", remote_tag, _bare(request.from_), _bare(response.to),
-                   target, [r.copy() for r in reversed(response.record_route)], request.cseq.seq, None,
-                   local_contact, is_uac=True, state=state, secure=request.uri.scheme == "sips")
+        return cls(request.call_id, request.from_.tag or "", remote_tag, local_uri=_bare(request.from_),
+                   remote_uri=_bare(response.to), remote_target=target,
+                   route_set=[r.copy() for r in reversed(response.record_route)],
+                   local_cseq=request.cseq.seq, remote_cseq=None, local_contact=local_contact, is_uac=True,
+                   state=state, secure=request.uri.scheme == "sips")
 
     @property
     def id(self) -> DialogId:
@@ -137,7 +141,7 @@ class Dialog:
 
     def create_refer_notify(self, status_line: str, state: str = "terminated", event_id: str | None = None,
                             reason: str = "noresource", expires: int = 60) -> SipRequest:
-        """NOTIFY of the implicit REFER subscription with a ``message/sipfrag`` body (RFC 3515 §2.4.4-§2.4.5)."""
+        """NOTIFY of the implicit REFER subscription, ``message/sipfrag`` body (RFC 3515 §2.4.4-§2.4.5)."""
         sub_state = f"terminated;reason={reason}" if state == "terminated" else f"{state};expires={expires}"
         event = "refer" if event_id is None else f"refer;id={event_id}"
         return self.create_request("NOTIFY", (status_line.strip() + "\r\n").encode(),

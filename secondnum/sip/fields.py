@@ -91,18 +91,15 @@ class CSeq:
         return f"{self.seq} {self.method}"
 
 
-@dataclass(slots=True)
-class PServedUser:
-    """P-Served-User (RFC 5502 §6; ``sescase`` orig/term, ``regstate`` reg/unreg)."""
+class PServedUser(NameAddr):
+    """P-Served-User (RFC 5502 §6): a name-addr with ``sescase`` (orig/term) and ``regstate`` (reg/unreg)."""
 
-    uri: SipURI
-    params: Params = field(default_factory=dict)
-    display: str | None = None
+    __slots__ = ()
 
     @classmethod
     def parse(cls, text: str) -> PServedUser:
-        na = parse_name_addr(text)
-        return cls(na.uri, na.params, na.display)
+        na = parse_name_addr(text, "P-Served-User")
+        return cls(na._uri or na._uri_text, na.display, na.params, "P-Served-User")
 
     @property
     def sescase(self) -> str | None:
@@ -112,27 +109,33 @@ class PServedUser:
     def regstate(self) -> str | None:
         return self.params.get("regstate")
 
-    def __str__(self) -> str:
-        return str(NameAddr(self.uri, self.display, self.params))
 
+class HistoryInfoEntry(NameAddr):
+    """One History-Info entry (RFC 7044 §4.1); ``cause`` is the RFC 4458 parameter of the targeted-to URI.
 
-@dataclass(slots=True)
-class HistoryInfoEntry:
-    """One History-Info entry (RFC 7044 §4.1); ``cause`` is the RFC 4458 URI parameter of the hi-targeted-to-uri."""
+    ``HistoryInfoEntry(uri, "1.1")`` builds one; ``index`` is kept as the ``index`` header parameter.
+    """
 
-    uri: SipURI
-    index: str
-    params: Params = field(default_factory=dict)
-    display: str | None = None
+    __slots__ = ()
+
+    def __init__(self, uri: SipURI | str, index: str = "1", params: Params | None = None,
+                 display: str | None = None, header: str | None = "History-Info") -> None:
+        merged: Params = {"index": index}
+        if params:
+            merged.update((k, v) for k, v in params.items() if k != "index")
+        super().__init__(uri, display, merged, header)
 
     @classmethod
     def parse(cls, text: str) -> HistoryInfoEntry:
-        na = parse_name_addr(text)
+        na = parse_name_addr(text, "History-Info")
         index = na.params.get("index")
         if not index or not all(p.isdigit() for p in index.split(".")):
-            raise SipParseError(f"History-Info without valid index {text!r}")
-        params = {k: v for k, v in na.params.items() if k != "index"}
-        return cls(na.uri, index, params, na.display)
+            raise SipParseError(f"History-Info without valid index {text[:100]!r}")
+        return cls(na._uri or na._uri_text, index, na.params, na.display)
+
+    @property
+    def index(self) -> str:
+        return self.params.get("index") or "1"
 
     @property
     def cause(self) -> int | None:
@@ -143,22 +146,16 @@ class HistoryInfoEntry:
     def depth(self) -> int:
         return self.index.count(".") + 1
 
-    def __str__(self) -> str:
-        return str(NameAddr(self.uri, self.display, {"index": self.index, **self.params}))
 
+class Diversion(NameAddr):
+    """Diversion (RFC 5806 §3): diverting URI with ``reason``, ``counter``, ``limit``, ``privacy``..."""
 
-@dataclass(slots=True)
-class Diversion:
-    """Diversion (RFC 5806 §3): diverting URI with ``reason``, ``counter``, ``limit``, ``privacy``, ``screen``."""
-
-    uri: SipURI
-    params: Params = field(default_factory=dict)
-    display: str | None = None
+    __slots__ = ()
 
     @classmethod
     def parse(cls, text: str) -> Diversion:
-        na = parse_name_addr(text)
-        return cls(na.uri, na.params, na.display)
+        na = parse_name_addr(text, "Diversion")
+        return cls(na._uri or na._uri_text, na.display, na.params, "Diversion")
 
     @property
     def reason(self) -> str | None:
@@ -170,13 +167,10 @@ class Diversion:
         c = self.params.get("counter")
         return int(c) if c and c.isdigit() else 1
 
-    def __str__(self) -> str:
-        return str(NameAddr(self.uri, self.display, self.params))
-
 
 @dataclass(slots=True)
 class PChargingVector:
-    """P-Charging-Vector (RFC 7315 §4.6): ``icid-value``, ``orig-ioi``, ``term-ioi``, ``icid-generated-at``."""
+    """P-Charging-Vector (RFC 7315 §4.6): ``icid-value``, ``orig-ioi``, ``term-ioi``, other params."""
 
     icid_value: str
     params: Params = field(default_factory=dict)
@@ -231,7 +225,7 @@ class Reason:
 
 
 @dataclass(slots=True, frozen=True)
-class Warning:  # noqa: A001 - the RFC's name for the field
+class Warning:
     """Warning (RFC 3261 §20.43): ``399 host "text"``."""
 
     code: int

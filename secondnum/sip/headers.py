@@ -19,9 +19,11 @@ COMPACT: dict[str, str] = {
 }
 
 _SPECIAL_CASE: dict[str, str] = {
-    "call-id": "Call-ID", "cseq": "CSeq", "www-authenticate": "WWW-Authenticate", "mime-version": "MIME-Version",
+    "call-id": "Call-ID", "cseq": "CSeq", "www-authenticate": "WWW-Authenticate",
+    "mime-version": "MIME-Version",
     "p-asserted-identity": "P-Asserted-Identity", "p-preferred-identity": "P-Preferred-Identity",
-    "p-charging-vector": "P-Charging-Vector", "p-charging-function-addresses": "P-Charging-Function-Addresses",
+    "p-charging-vector": "P-Charging-Vector",
+    "p-charging-function-addresses": "P-Charging-Function-Addresses",
     "p-served-user": "P-Served-User", "p-access-network-info": "P-Access-Network-Info",
     "p-visited-network-id": "P-Visited-Network-ID", "p-called-party-id": "P-Called-Party-ID",
     "p-early-media": "P-Early-Media", "rack": "RAck", "rseq": "RSeq", "sip-etag": "SIP-ETag",
@@ -38,37 +40,43 @@ LIST_HEADERS = frozenset({
 })
 
 
+_CANONICAL: dict[str, str] = {}
+_PRETTY: dict[str, str] = {}
+
+
 def canonical(name: str) -> str:
-    """Lower-case full name for any spelling or compact form."""
+    """Lower-case full name for any spelling or compact form (cached: names repeat endlessly)."""
+    hit = _CANONICAL.get(name)
+    if hit is not None:
+        return hit
     low = name.lower()
-    return COMPACT.get(low, low) if len(low) == 1 else low
+    if len(low) == 1:
+        low = COMPACT.get(low, low)
+    if len(_CANONICAL) < 1024:
+        _CANONICAL[name] = low
+    return low
 
 
 def pretty(low: str) -> str:
     """Conventional spelling of a lower-case full header name (``call-id`` -> ``Call-ID``)."""
+    hit = _PRETTY.get(low)
+    if hit is not None:
+        return hit
     special = _SPECIAL_CASE.get(low)
-    if special is not None:
-        return special
-    return "-".join(p[:1].upper() + p[1:] for p in low.split("-"))
+    text = special if special is not None else "-".join(p[:1].upper() + p[1:] for p in low.split("-"))
+    if len(_PRETTY) < 1024:
+        _PRETTY[low] = text
+    return text
 
 
 class Headers:
     """Ordered multimap of header fields; values are raw strings, typed parsing lives in the message."""
 
-    __slots__ = ("_map", "_names")
+    __slots__ = ("_map",)
 
     def __init__(self) -> None:
+        # canonical lower-case name -> values in order; names are re-spelled with pretty() on output
         self._map: dict[str, list[str]] = {}
-        self._names: dict[str, str] = {}
-
-    def _raw_add(self, low: str, display: str, value: str) -> None:
-        """Parser fast path: ``low`` is already canonical."""
-        values = self._map.get(low)
-        if values is None:
-            self._map[low] = [value]
-            self._names[low] = display
-        else:
-            values.append(value)
 
     def get(self, name: str) -> str | None:
         """First field value as on the wire (not list-split)."""
@@ -97,7 +105,6 @@ class Headers:
         values = self._map.get(low)
         if values is None:
             self._map[low] = [value]
-            self._names[low] = pretty(low)
         elif first:
             values.insert(0, value)
         else:
@@ -107,12 +114,10 @@ class Headers:
         """Replace every value of ``name``."""
         low = canonical(name)
         self._map[low] = [value] if isinstance(value, str) else list(value)
-        self._names.setdefault(low, pretty(low))
 
     def remove(self, name: str) -> None:
         low = canonical(name)
         self._map.pop(low, None)
-        self._names.pop(low, None)
 
     def pop_first(self, name: str) -> str | None:
         """Remove and return the first value of ``name`` (e.g. the top Via, §18.1.2)."""
@@ -123,7 +128,6 @@ class Headers:
         v = values.pop(0)
         if not values:
             del self._map[low]
-            del self._names[low]
         return v
 
     def __contains__(self, name: object) -> bool:
@@ -131,7 +135,7 @@ class Headers:
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         for low, values in self._map.items():
-            disp = self._names[low]
+            disp = pretty(low)
             for v in values:
                 yield disp, v
 
@@ -141,9 +145,7 @@ class Headers:
     def copy(self) -> Headers:
         h = Headers()
         h._map = {k: list(v) for k, v in self._map.items()}
-        h._names = dict(self._names)
         return h
 
     def encode_lines(self, skip: str = "content-length") -> list[str]:
-        names = self._names
-        return [f"{names[low]}: {v}" for low, values in self._map.items() if low != skip for v in values]
+        return [f"{pretty(low)}: {v}" for low, values in self._map.items() if low != skip for v in values]

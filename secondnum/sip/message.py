@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any, TypeVar
 
 from .errors import BadHeaderError, SipParseError
@@ -27,7 +28,7 @@ from .fields import (
     parse_option_tags,
 )
 from .headers import Headers, canonical
-from .uri import NameAddr, SipURI, parse_name_addr
+from .uri import NameAddr, SipURI, parse_name_addr, split_list
 
 T = TypeVar("T")
 
@@ -38,14 +39,16 @@ REASON_PHRASES: dict[int, str] = {
     200: "OK", 202: "Accepted", 204: "No Notification", 300: "Multiple Choices", 301: "Moved Permanently",
     302: "Moved Temporarily", 400: "Bad Request", 401: "Unauthorized", 402: "Payment Required",
     403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable",
-    407: "Proxy Authentication Required", 408: "Request Timeout", 410: "Gone", 413: "Request Entity Too Large",
+    407: "Proxy Authentication Required", 408: "Request Timeout", 410: "Gone",
+    413: "Request Entity Too Large",
     415: "Unsupported Media Type", 416: "Unsupported URI Scheme", 420: "Bad Extension",
     421: "Extension Required", 423: "Interval Too Brief", 480: "Temporarily Unavailable",
     481: "Call/Transaction Does Not Exist", 482: "Loop Detected", 483: "Too Many Hops",
     484: "Address Incomplete", 485: "Ambiguous", 486: "Busy Here", 487: "Request Terminated",
     488: "Not Acceptable Here", 489: "Bad Event", 491: "Request Pending", 493: "Undecipherable",
     500: "Server Internal Error", 501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable",
-    504: "Server Time-out", 505: "Version Not Supported", 513: "Message Too Large", 580: "Precondition Failure",
+    504: "Server Time-out", 505: "Version Not Supported", 513: "Message Too Large",
+    580: "Precondition Failure",
     600: "Busy Everywhere", 603: "Decline", 604: "Does Not Exist Anywhere", 606: "Not Acceptable",
 }
 
@@ -73,15 +76,21 @@ class SipMessage:
     # --- header editing ------------------------------------------------------------------------------
     def set_header(self, name: str, value: str | list[str]) -> None:
         self.headers.set(name, value)
-        self._cache.pop(canonical(name), None)
+        self._forget(name)
 
     def add_header(self, name: str, value: str, first: bool = False) -> None:
         self.headers.add(name, value, first)
-        self._cache.pop(canonical(name), None)
+        self._forget(name)
 
     def remove_header(self, name: str) -> None:
         self.headers.remove(name)
-        self._cache.pop(canonical(name), None)
+        self._forget(name)
+
+    def _forget(self, name: str) -> None:
+        low = canonical(name)
+        self._cache.pop(low, None)
+        if low == "via":
+            self._cache.pop(" top-via", None)
 
     def invalidate(self) -> None:
         """Drop every cached typed value (after editing :attr:`headers` directly)."""
@@ -92,6 +101,7 @@ class SipMessage:
 
     # --- typed access --------------------------------------------------------------------------------
     def _typed(self, low: str, parse: Callable[[list[str]], T]) -> T:
+        """Cached ``parse(all values, list-split)``; parse errors become :class:`BadHeaderError`."""
         cache = self._cache
         if low in cache:
             return cache[low]  # type: ignore[no-any-return]
@@ -103,9 +113,20 @@ class SipMessage:
         return value
 
     def _single(self, low: str, parse: Callable[[str], T]) -> T | None:
-        def one(values: list[str]) -> T | None:
-            return parse(values[0]) if values else None
-        return self._typed(low, one)
+        """Cached parse of the first value of a single-valued field (``low`` is canonical)."""
+        cache = self._cache
+        if low in cache:
+            return cache[low]  # type: ignore[no-any-return]
+        values = self.headers._map.get(low)
+        if not values:
+            cache[low] = None
+            return None
+        try:
+            value = parse(values[0])
+        except (SipParseError, ValueError, IndexError) as exc:
+            raise BadHeaderError(_pretty_name(low), str(exc)) from None
+        cache[low] = value
+        return value
 
     def _required(self, low: str, parse: Callable[[str], T]) -> T:
         v = self._single(low, parse)
@@ -114,7 +135,22 @@ class SipMessage:
         return v
 
     def _list(self, low: str, parse: Callable[[str], T]) -> list[T]:
-        return self._typed(low, lambda values: [parse(v) for v in values])
+        """Cached parse of every element of a list-type field (§7.3.1: lines and commas are equivalent)."""
+        cache = self._cache
+        if low in cache:
+            return cache[low]  # type: ignore[no-any-return]
+        values = self.headers._map.get(low)
+        try:
+            if not values:
+                result: list[T] = []
+            elif len(values) == 1 and "," not in values[0]:
+                result = [parse(values[0])]
+            else:
+                result = [parse(item) for v in values for item in split_list(v)]
+        except (SipParseError, ValueError, IndexError) as exc:
+            raise BadHeaderError(_pretty_name(low), str(exc)) from None
+        cache[low] = result
+        return result
 
     @property
     def via(self) -> list[Via]:
@@ -122,10 +158,24 @@ class SipMessage:
 
     @property
     def top_via(self) -> Via:
-        vias = self.via
-        if not vias:
-            raise BadHeaderError("Via", "missing")
-        return vias[0]
+        """The first Via only (parsing the others is not needed to match a transaction)."""
+        cache = self._cache
+        v = cache.get("via")
+        if v:
+            return v[0]  # type: ignore[no-any-return]
+        top = cache.get(" top-via")
+        if top is None:
+            raw = self.headers._map.get("via")
+            if not raw:
+                raise BadHeaderError("Via", "missing")
+            first = raw[0]
+            if "," in first:
+                first = split_list(first)[0]
+            try:
+                top = cache[" top-via"] = Via.parse(first)
+            except SipParseError as exc:
+                raise BadHeaderError("Via", str(exc)) from None
+        return top
 
     @property
     def call_id(self) -> str:
@@ -140,27 +190,27 @@ class SipMessage:
 
     @property
     def from_(self) -> NameAddr:
-        return self._required("from", parse_name_addr)
+        return self._required("from", _NA["From"])
 
     @property
     def to(self) -> NameAddr:
-        return self._required("to", parse_name_addr)
+        return self._required("to", _NA["To"])
 
     @property
     def contact(self) -> list[NameAddr]:
         def parse(values: list[str]) -> list[NameAddr]:
             if len(values) == 1 and values[0].strip() == "*":
                 return []
-            return [parse_name_addr(v) for v in values]
+            return [parse_name_addr(v, "Contact") for v in values]
         return self._typed("contact", parse)
 
     @property
     def route(self) -> list[NameAddr]:
-        return self._list("route", parse_name_addr)
+        return self._list("route", _NA["Route"])
 
     @property
     def record_route(self) -> list[NameAddr]:
-        return self._list("record-route", parse_name_addr)
+        return self._list("record-route", _NA["Record-Route"])
 
     @property
     def max_forwards(self) -> int | None:
@@ -168,7 +218,7 @@ class SipMessage:
 
     @property
     def p_asserted_identity(self) -> list[NameAddr]:
-        return self._list("p-asserted-identity", parse_name_addr)
+        return self._list("p-asserted-identity", _NA["P-Asserted-Identity"])
 
     @property
     def p_served_user(self) -> PServedUser | None:
@@ -192,11 +242,11 @@ class SipMessage:
 
     @property
     def refer_to(self) -> NameAddr | None:
-        return self._single("refer-to", parse_name_addr)
+        return self._single("refer-to", _NA["Refer-To"])
 
     @property
     def referred_by(self) -> NameAddr | None:
-        return self._single("referred-by", parse_name_addr)
+        return self._single("referred-by", _NA["Referred-By"])
 
     @property
     def supported(self) -> list[str]:
@@ -232,13 +282,13 @@ class SipMessage:
         return self._single("content-length", _int_field)
 
     def validate(self) -> None:
-        """Parse the fields every message needs (§8.1.1); raises :class:`BadHeaderError` naming the first bad one."""
+        """Parse the fields every message needs (§8.1.1); :class:`BadHeaderError` names the first bad one."""
         _ = self.top_via
         _ = self.via
         _ = self.call_id
         _ = self.cseq
-        _ = self.from_
-        _ = self.to
+        _ = self.from_.uri
+        _ = self.to.uri
 
     # --- serialisation -------------------------------------------------------------------------------
     def start_line(self) -> str:
@@ -290,10 +340,10 @@ class SipRequest(SipMessage):
             self.raw_uri = str(self._uri)
         return f"{self.method} {self.raw_uri} SIP/2.0"
 
-    def create_response(self, status: int, reason: str | None = None, to_tag: str | None = None,
+    def create_response(self, status: int, reason: str | None = None, *, to_tag: str | None = None,
                         headers: Iterable[tuple[str, str]] = (), body: bytes = b"",
                         content_type: str | None = None) -> SipResponse:
-        """Build a response (§8.2.6.2): copies Via, From, To, Call-ID, CSeq; adds a To tag if given and absent."""
+        """Build a response (§8.2.6.2): copies Via, From, To, Call-ID, CSeq; adds the To tag if absent."""
         h = Headers()
         src = self.headers
         for name in ("via", "from", "to", "call-id", "cseq"):
@@ -340,6 +390,13 @@ class SipResponse(SipMessage):
 
     def __repr__(self) -> str:
         return f"<SipResponse {self.status} {self.reason_phrase}>"
+
+
+# functools.partial is a C-level call: cheaper than a closure on this hot path.
+_NA: dict[str, Callable[[str], NameAddr]] = {
+    h: partial(parse_name_addr, header=h)
+    for h in ("From", "To", "Route", "Record-Route", "P-Asserted-Identity", "Refer-To", "Referred-By")
+}
 
 
 def _has_tag(value: str) -> bool:

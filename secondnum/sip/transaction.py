@@ -1,8 +1,9 @@
 """Sans-IO SIP transaction layer (RFC 3261 §17, with the RFC 6026 "Accepted" states).
 
 The layer is fed messages with their source and transport plus ``now`` and returns events; the datagrams it
-wants sent accumulate in :meth:`TransactionLayer.take_outgoing`. Timers are absolute deadlines kept in one heap;
-the caller asks :meth:`TransactionLayer.next_deadline` and calls :meth:`TransactionLayer.on_timer` when due.
+wants sent accumulate in :meth:`TransactionLayer.take_outgoing`. Timers are absolute deadlines kept in one
+heap; the caller asks :meth:`TransactionLayer.next_deadline` and calls :meth:`TransactionLayer.on_timer`
+when due.
 Nothing here touches sockets or clocks, so unit tests drive it with a fake ``now``.
 
 Transport reliability (§17.1.1.2, §17.1.2.2, §17.2.1, §17.2.2): over TCP/TLS the request/response
@@ -32,6 +33,9 @@ class TimerConfig:
     t1: float = 0.5
     t2: float = 4.0
     t4: float = 5.0
+    # §17.2.1: the INVITE server transaction sends 100 Trying unless the TU answers within 200 ms; we send it
+    # after ``trying`` seconds without any response (0 = at once). Saves a datagram on fast answers.
+    trying: float = 0.1
 
 
 @dataclass(slots=True)
@@ -143,7 +147,7 @@ class Transaction:
     def _start(self, name: str, delay: float, now: float) -> None:
         deadline = now + delay
         self.timers[name] = deadline
-        self._layer._schedule(deadline, self, name)  # noqa: SLF001
+        self._layer._schedule(deadline, self, name)
 
     def _stop(self, *names: str) -> None:
         for n in names:
@@ -151,14 +155,14 @@ class Transaction:
 
     def _send(self, msg: SipMessage, data: bytes | None = None) -> bytes:
         data = msg.encode() if data is None else data
-        self._layer._out.append(Outgoing(data, self.dest, self.transport, msg))  # noqa: SLF001
+        self._layer._out.append(Outgoing(data, self.dest, self.transport, msg))
         return data
 
     def _terminate(self) -> None:
         if self.state is not TxState.TERMINATED:
             self.state = TxState.TERMINATED
             self.timers.clear()
-            self._layer._remove(self)  # noqa: SLF001
+            self._layer._remove(self)
 
     def fire(self, name: str, now: float) -> None:
         raise NotImplementedError
@@ -215,27 +219,27 @@ class ClientInviteTransaction(ClientTransaction):
             if code < 200:
                 self.state = TxState.PROCEEDING
                 self._stop("A", "B")
-                layer._events.append(ResponseReceived(self, resp))  # noqa: SLF001
+                layer._events.append(ResponseReceived(self, resp))
             elif code < 300:
                 # RFC 6026 §8.4: stay to pass 2xx retransmissions to the TU (which re-ACKs) until Timer M.
                 self.state = TxState.ACCEPTED
                 self._stop("A", "B", "cancel")
                 self._start("M", 64 * layer.timers.t1, now)
-                layer._events.append(ResponseReceived(self, resp))  # noqa: SLF001
+                layer._events.append(ResponseReceived(self, resp))
             else:
                 self.state = TxState.COMPLETED
                 self._stop("A", "B", "cancel")
                 self._ack_data = self._send(self._build_ack(resp))
                 if self.reliable:
-                    layer._events.append(ResponseReceived(self, resp))  # noqa: SLF001
+                    layer._events.append(ResponseReceived(self, resp))
                     self._terminate()
                     return
                 self._start("D", 32.0, now)
-                layer._events.append(ResponseReceived(self, resp))  # noqa: SLF001
+                layer._events.append(ResponseReceived(self, resp))
         elif st is TxState.ACCEPTED:
             if 200 <= code < 300:
                 metrics.RETRANSMISSIONS_RECEIVED.labels("response").inc()
-                layer._events.append(ResponseReceived(self, resp, retransmission=True))  # noqa: SLF001
+                layer._events.append(ResponseReceived(self, resp, retransmission=True))
         elif st is TxState.COMPLETED and code >= 300:
             metrics.RETRANSMISSIONS_RECEIVED.labels("response").inc()
             self._send(self.request, self._ack_data)  # re-send the same ACK (§17.1.1.2)
@@ -271,11 +275,11 @@ class ClientInviteTransaction(ClientTransaction):
             self._start("A", self._interval, now)
         elif name == "B" and self.state is TxState.CALLING:
             metrics.TRANSACTION_TIMEOUTS.labels("B").inc()
-            layer._events.append(TransactionTimeout(self, "B"))  # noqa: SLF001
+            layer._events.append(TransactionTimeout(self, "B"))
             self._terminate()
         elif name == "cancel" and self.state in (TxState.CALLING, TxState.PROCEEDING):
             metrics.TRANSACTION_TIMEOUTS.labels("cancel").inc()
-            layer._events.append(TransactionTimeout(self, "cancel"))  # noqa: SLF001
+            layer._events.append(TransactionTimeout(self, "cancel"))
             self._terminate()
         elif name in ("D", "M"):
             self._terminate()
@@ -300,11 +304,11 @@ class ClientNonInviteTransaction(ClientTransaction):
             self.last_response = resp
             if resp.status < 200:
                 self.state = TxState.PROCEEDING
-                layer._events.append(ResponseReceived(self, resp))  # noqa: SLF001
+                layer._events.append(ResponseReceived(self, resp))
                 return
             self._stop("E", "F")
             self.state = TxState.COMPLETED
-            layer._events.append(ResponseReceived(self, resp))  # noqa: SLF001
+            layer._events.append(ResponseReceived(self, resp))
             if self.reliable:
                 self._terminate()
             else:
@@ -321,7 +325,7 @@ class ClientNonInviteTransaction(ClientTransaction):
             self._start("E", self._interval, now)
         elif name == "F" and self.state in (TxState.TRYING, TxState.PROCEEDING):
             metrics.TRANSACTION_TIMEOUTS.labels("F").inc()
-            self._layer._events.append(TransactionTimeout(self, "F"))  # noqa: SLF001
+            self._layer._events.append(TransactionTimeout(self, "F"))
             self._terminate()
         elif name == "K":
             self._terminate()
@@ -333,7 +337,7 @@ class ServerTransaction(Transaction):
     __slots__ = ("_last_data", "last_response", "source")
 
     def __init__(self, layer: TransactionLayer, key: tuple[str, ...], request: SipRequest, dest: Address,
-                 transport: str, source: Address) -> None:
+                 transport: str, *, source: Address) -> None:
         super().__init__(layer, key, request, dest, transport)
         self.source = source
         self.last_response: SipResponse | None = None
@@ -361,8 +365,8 @@ class ServerInviteTransaction(ServerTransaction):
     __slots__ = ("_interval", "ack_received", "cancelled")
 
     def __init__(self, layer: TransactionLayer, key: tuple[str, ...], request: SipRequest, dest: Address,
-                 transport: str, source: Address) -> None:
-        super().__init__(layer, key, request, dest, transport, source)
+                 transport: str, *, source: Address) -> None:
+        super().__init__(layer, key, request, dest, transport, source=source)
         self.state = TxState.PROCEEDING
         self._interval = layer.timers.t1
         self.ack_received = False
@@ -383,7 +387,7 @@ class ServerInviteTransaction(ServerTransaction):
                 self._interval = t.t1
                 self._start("G2xx", t.t1, now)
                 self._start("L", 64 * t.t1, now)
-                self._layer._accepted[self._ack_key()] = self  # noqa: SLF001
+                self._layer._accepted[self._ack_key()] = self
             else:
                 self.state = TxState.COMPLETED
                 if not self.reliable:
@@ -414,10 +418,24 @@ class ServerInviteTransaction(ServerTransaction):
             return first
         return False
 
+    def send_trying(self, now: float) -> None:
+        """100 Trying if nothing was sent yet (§17.2.1); also the answer to an early retransmission."""
+        if self.state is TxState.PROCEEDING and self.last_response is None:
+            self.send_response(self.request.create_response(100), now)
+
+    def retransmitted_request(self) -> None:
+        if self.last_response is None:
+            metrics.RETRANSMISSIONS_RECEIVED.labels("request").inc()
+            self.send_trying(0.0)
+            return
+        super().retransmitted_request()
+
     def fire(self, name: str, now: float) -> None:
         t = self._layer.timers
         layer = self._layer
-        if name == "G2xx" and self.state is TxState.ACCEPTED and not self.ack_received:
+        if name == "trying":
+            self.send_trying(now)
+        elif name == "G2xx" and self.state is TxState.ACCEPTED and not self.ack_received:
             metrics.RETRANSMISSIONS.labels("response").inc()
             self._send(self.last_response or self.request, self._last_data)
             self._interval = min(2 * self._interval, t.t2)
@@ -429,18 +447,18 @@ class ServerInviteTransaction(ServerTransaction):
             self._start("G", self._interval, now)
         elif name == "H" and self.state is TxState.COMPLETED:
             metrics.TRANSACTION_TIMEOUTS.labels("H").inc()
-            layer._events.append(TransactionTimeout(self, "H"))  # noqa: SLF001
+            layer._events.append(TransactionTimeout(self, "H"))
             self._terminate()
         elif name == "L" and self.state is TxState.ACCEPTED:
             if not self.ack_received:
                 metrics.TRANSACTION_TIMEOUTS.labels("L").inc()
-                layer._events.append(AckTimeout(self))  # noqa: SLF001
+                layer._events.append(AckTimeout(self))
             self._terminate()
         elif name == "I":
             self._terminate()
 
     def _terminate(self) -> None:
-        accepted = self._layer._accepted  # noqa: SLF001
+        accepted = self._layer._accepted
         if self.last_response is not None and self.last_response.is_success:
             key = self._ack_key()
             if accepted.get(key) is self:
@@ -476,9 +494,8 @@ class ServerNonInviteTransaction(ServerTransaction):
 class TransactionLayer:
     """Matches messages to transactions (§17.1.3, §17.2.3), creates server transactions, runs timers."""
 
-    def __init__(self, timers: TimerConfig | None = None, auto_trying: bool = True) -> None:
+    def __init__(self, timers: TimerConfig | None = None) -> None:
         self.timers = timers or TimerConfig()
-        self.auto_trying = auto_trying
         self._client: dict[tuple[str, ...], ClientTransaction] = {}
         self._server: dict[tuple[str, ...], ServerTransaction] = {}
         self._accepted: dict[tuple[str, str, int], ServerInviteTransaction] = {}
@@ -510,6 +527,10 @@ class TransactionLayer:
     @property
     def server_transactions(self) -> int:
         return len(self._server)
+
+    def client_transactions_to(self, dest: Address, transport: str) -> list[ClientTransaction]:
+        """Pending client transactions towards one destination (to fail them on a transport error)."""
+        return [tx for tx in self._client.values() if tx.dest == dest and tx.transport == transport]
 
     def take_outgoing(self) -> list[Outgoing]:
         out = self._out
@@ -629,7 +650,7 @@ class TransactionLayer:
         if cseq.method != method and not (method == "ACK" and cseq.method == "INVITE"):
             raise SipParseError(f"CSeq method {cseq.method} does not match {method}")
         if method == "ACK":
-            self._receive_ack(req, via.branch, via.sent_by, source, transport, now)
+            self._receive_ack(req, source, transport, now)
             return
         key = self._server_key(req, via.branch, via.sent_by, method)
         tx = self._server.get(key)
@@ -638,14 +659,15 @@ class TransactionLayer:
             return
         dest = self._response_dest(req, source, transport)
         if method == "INVITE":
-            itx = ServerInviteTransaction(self, key, req, dest, transport, source)
+            itx = ServerInviteTransaction(self, key, req, dest, transport, source=source)
             self._server[key] = itx
             self._events.append(RequestReceived(itx, req, source, transport))
-            if self.auto_trying:
-                # §17.2.1: 100 Trying at once quenches INVITE retransmissions across the B2BUA's work.
+            if self.timers.trying <= 0:
                 itx.send_response(req.create_response(100), now)
+            else:
+                itx._start("trying", self.timers.trying, now)
             return
-        ntx = ServerNonInviteTransaction(self, key, req, dest, transport, source)
+        ntx = ServerNonInviteTransaction(self, key, req, dest, transport, source=source)
         self._server[key] = ntx
         if method == "CANCEL":
             self._receive_cancel(req, ntx, now)
@@ -665,8 +687,9 @@ class TransactionLayer:
             invite.cancelled = True
             self._events.append(CancelReceived(cancel, invite))
 
-    def _receive_ack(self, ack: SipRequest, branch: str | None, sent_by: str, source: Address,
-                     transport: str, now: float) -> None:
+    def _receive_ack(self, ack: SipRequest, source: Address, transport: str, now: float) -> None:
+        via = ack.top_via
+        branch, sent_by = via.branch, via.sent_by
         tx = self._server.get(self._server_key(ack, branch, sent_by, "INVITE"))
         if isinstance(tx, ServerInviteTransaction) and tx.state is TxState.COMPLETED:
             tx.receive_ack(ack, now)  # ACK for a non-2xx: absorbed by the transaction (§17.2.1)

@@ -14,6 +14,7 @@ import errno
 import socket
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ..log import get_logger
 from . import metrics
@@ -31,9 +32,9 @@ class _UdpProtocol(asyncio.DatagramProtocol):
     def __init__(self, owner: SipTransport) -> None:
         self.owner = owner
 
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         try:
-            self.owner.on_message(data, (str(addr[0]), int(addr[1])), "udp")  # type: ignore[call-overload]
+            self.owner.on_message(data, (str(addr[0]), addr[1]), "udp")
         except Exception:
             log.exception("sip_udp_dispatch_error", src=f"{addr[0]}:{addr[1]}")
 
@@ -61,7 +62,7 @@ class _StreamProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer = (str(peer[0]), int(peer[1]))
-            self.owner._register(self)  # noqa: SLF001
+            self.owner._register(self)
         for data in self.pending:
             transport.write(data)
         self.pending.clear()
@@ -73,7 +74,7 @@ class _StreamProtocol(asyncio.Protocol):
         except MessageTooLargeError as exc:
             metrics.OVERSIZE.labels(self.name).inc()
             log.warning("sip_stream_oversize", peer=f"{self.peer[0]}:{self.peer[1]}", error=str(exc))
-            self.owner.on_oversize(bytes(self.framer._buf), self.peer, self.name)  # noqa: SLF001
+            self.owner.on_oversize(bytes(self.framer._buf), self.peer, self.name)
             self.close()
             return
         except SipParseError as exc:
@@ -101,7 +102,7 @@ class _StreamProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.owner._unregister(self)  # noqa: SLF001
+        self.owner._unregister(self)
 
 
 class SipTransport:
@@ -117,6 +118,9 @@ class SipTransport:
         self.tcp_idle_timeout = tcp_idle_timeout
         self.local_address: Address = ("", 0)
         self._udp: asyncio.DatagramTransport | None = None
+        # The bound socket itself: a direct non-blocking sendto() skips the event loop's bookkeeping; the
+        # transport's buffered sendto() is the fallback when the kernel buffer is full.
+        self._udp_sock: socket.socket | None = None
         self._server: asyncio.base_events.Server | None = None
         self._conns: dict[tuple[str, str, int], _StreamProtocol] = {}
         self._sweeper: asyncio.Task[None] | None = None
@@ -129,23 +133,26 @@ class SipTransport:
             server = await loop.create_server(lambda: _StreamProtocol(self), host, port, reuse_address=True,
                                               backlog=1024)
             bound = server.sockets[0].getsockname()
+            family = socket.AF_INET6 if ":" in str(bound[0]) else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_DGRAM)
             try:
-                udp, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self),
-                                                             local_addr=(host, int(bound[1])))
+                sock.bind((host, int(bound[1])))
             except OSError as exc:
+                sock.close()
                 server.close()
                 await server.wait_closed()
                 last_exc = exc
                 if port != 0 or exc.errno != errno.EADDRINUSE:
                     raise
                 continue
-            sock = udp.get_extra_info("socket")
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+            sock.setblocking(False)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+            udp, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self), sock=sock)
             self._server = server
             self._udp = udp
+            self._udp_sock = sock
             self.local_address = (str(bound[0]), int(bound[1]))
             self._sweeper = loop.create_task(self._sweep_idle())
             return self.local_address
@@ -167,9 +174,12 @@ class SipTransport:
         """Send without raising; failures are counted, logged and reported through ``on_error``."""
         try:
             if transport == "udp":
-                if self._udp is None:
+                if self._udp is None or self._udp_sock is None:
                     raise OSError("UDP transport closed")
-                self._udp.sendto(data, dest)
+                try:
+                    self._udp_sock.sendto(data, dest)
+                except (BlockingIOError, InterruptedError):
+                    self._udp.sendto(data, dest)
                 return
             key = (transport, dest[0], dest[1])
             conn = self._conns.get(key)
@@ -218,6 +228,7 @@ class SipTransport:
         if self._udp is not None:
             self._udp.close()
             self._udp = None
+            self._udp_sock = None
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

@@ -5,7 +5,9 @@ RFC 3261 §19.1 (SIP and SIPS URIs), §20 and §25.1 (name-addr, addr-spec, gene
 
 from __future__ import annotations
 
-from .errors import SipParseError
+import re
+
+from .errors import BadHeaderError, SipParseError
 
 Params = dict[str, str | None]
 
@@ -15,8 +17,26 @@ def split_list(value: str) -> list[str]:
     if "," not in value:
         v = value.strip()
         return [v] if v else []
+    if '"' not in value:
+        # Fast path: re-join pieces while a ``<`` is still open (commas are legal inside URIs in <>).
+        out: list[str] = []
+        buf: str | None = None
+        for piece in value.split(","):
+            buf = piece if buf is None else buf + "," + piece
+            if buf.count("<") <= buf.count(">"):
+                part = buf.strip()
+                if part:
+                    out.append(part)
+                buf = None
+        if buf is not None and buf.strip():
+            out.append(buf.strip())
+        return out
+    return _split_quoted(value)
+
+
+def _split_quoted(value: str) -> list[str]:
     out: list[str] = []
-    depth_angle = False
+    in_angle = False
     in_quote = False
     start = 0
     i = 0
@@ -31,10 +51,10 @@ def split_list(value: str) -> list[str]:
         elif c == '"':
             in_quote = True
         elif c == "<":
-            depth_angle = True
+            in_angle = True
         elif c == ">":
-            depth_angle = False
-        elif c == "," and not depth_angle:
+            in_angle = False
+        elif c == "," and not in_angle:
             part = value[start:i].strip()
             if part:
                 out.append(part)
@@ -51,19 +71,31 @@ def parse_params(text: str) -> Params:
     params: Params = {}
     if not text:
         return params
+    spaced = " " in text or "\t" in text
     for item in text.split(";"):
         if not item:
             continue
         name, eq, val = item.partition("=")
-        name = name.strip().lower()
-        if not name:
-            continue
-        params[name] = val.strip() if eq else None
+        if spaced:
+            name = name.strip()
+            val = val.strip()
+            if not name:
+                continue
+        params[name.lower()] = val if eq else None
     return params
 
 
 def format_params(params: Params) -> str:
     return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params.items())
+
+
+# userinfo "@" hostport *(";" uri-parameter) ["?" headers]  (RFC 3261 §25.1). The user part may contain
+# ";" and "?" (user-unreserved), so it is delimited by the last "@" before the host.
+_HOSTPORT_RE = re.compile(
+    r"(\[[0-9A-Fa-f:.]+\]|[^:;?\[\]\s<>\"@,]+)"
+    r"(?::(\d{1,5}))?"
+    r"(;[^?]*)?"
+    r"(?:\?(.*))?$", re.S)
 
 
 class SipURI:
@@ -75,7 +107,7 @@ class SipURI:
     __slots__ = ("headers", "host", "params", "password", "port", "scheme", "user")
 
     def __init__(self, scheme: str = "sip", user: str | None = None, host: str = "", port: int | None = None,
-                 params: Params | None = None, headers: str | None = None,
+                 params: Params | None = None, *, headers: str | None = None,
                  password: str | None = None) -> None:
         self.scheme = scheme
         self.user = user
@@ -100,40 +132,26 @@ class SipURI:
             return cls("tel", number, "", None, parse_params(ptext))
         if scheme not in ("sip", "sips"):
             raise SipParseError(f"unsupported URI scheme {scheme!r}")
-        headers = None
-        q = rest.find("?")
-        if q >= 0:
-            headers = rest[q + 1:]
-            rest = rest[:q]
         user = password = None
         at = rest.rfind("@")
         if at >= 0:
-            userinfo = rest[:at]
-            rest = rest[at + 1:]
-            user, pc, pw = userinfo.partition(":")
+            user, pc, pw = rest[:at].partition(":")
             if pc:
                 password = pw
             if not user:
-                raise SipParseError(f"empty user in {text!r}")
-        hostport, _, ptext = rest.partition(";")
-        port: int | None = None
-        if hostport.startswith("["):
-            end = hostport.find("]")
-            if end < 0:
-                raise SipParseError(f"bad IPv6 reference in {text!r}")
-            host = hostport[:end + 1]
-            tail = hostport[end + 1:]
-            if tail:
-                if not tail.startswith(":"):
-                    raise SipParseError(f"bad host in {text!r}")
-                port = _port(tail[1:], text)
-        else:
-            host, pc, ptxt = hostport.partition(":")
-            if pc:
-                port = _port(ptxt, text)
-        if not host or any(c in host for c in ' \t<>"'):
-            raise SipParseError(f"bad host in {text!r}")
-        return cls(scheme, user, host, port, parse_params(ptext), headers, password)
+                raise SipParseError(f"empty user in {text[:100]!r}")
+            rest = rest[at + 1:]
+        m = _HOSTPORT_RE.match(rest)
+        if m is None:
+            raise SipParseError(f"bad SIP URI {text[:100]!r}")
+        host, port_text, ptext, headers = m.groups()
+        port = None
+        if port_text is not None:
+            port = int(port_text)
+            if port > 65535:
+                raise SipParseError(f"bad port in {text[:100]!r}")
+        return cls(scheme, user, host, port, parse_params(ptext) if ptext else {}, headers=headers,
+                   password=password)
 
     @property
     def lr(self) -> bool:
@@ -149,8 +167,8 @@ class SipURI:
         return self.params.get(name.lower())
 
     def copy(self) -> SipURI:
-        return SipURI(self.scheme, self.user, self.host, self.port, dict(self.params), self.headers,
-                      self.password)
+        return SipURI(self.scheme, self.user, self.host, self.port, dict(self.params), headers=self.headers,
+                      password=self.password)
 
     def __str__(self) -> str:
         if self.scheme == "tel":
@@ -185,21 +203,40 @@ class SipURI:
         return hash((self.scheme, self.user, self.host.lower(), self.port))
 
 
-def _port(text: str, whole: str) -> int:
-    if not text.isdigit() or len(text) > 5 or int(text) > 65535:
-        raise SipParseError(f"bad port in {whole!r}")
-    return int(text)
-
-
 class NameAddr:
-    """``[display-name] <URI> *(;param)`` or ``addr-spec *(;param)`` (RFC 3261 §20.10, §20.20, §25.1)."""
+    """``[display-name] <URI> *(;param)`` or ``addr-spec *(;param)`` (RFC 3261 §20.10, §20.20, §25.1).
 
-    __slots__ = ("display", "params", "uri")
+    The URI is parsed on first access of :attr:`uri` (most name-addrs are only looked at for their tag or
+    parameters); a malformed URI then raises :class:`BadHeaderError` naming :attr:`header`.
+    """
 
-    def __init__(self, uri: SipURI | str, display: str | None = None, params: Params | None = None) -> None:
-        self.uri = uri if isinstance(uri, SipURI) else SipURI.parse(uri)
+    __slots__ = ("_uri", "_uri_text", "display", "header", "params")
+
+    def __init__(self, uri: SipURI | str, display: str | None = None, params: Params | None = None,
+                 header: str | None = None) -> None:
+        if isinstance(uri, SipURI):
+            self._uri: SipURI | None = uri
+            self._uri_text = ""
+        else:
+            self._uri = None
+            self._uri_text = uri
         self.display = display
         self.params: Params = params if params is not None else {}
+        self.header = header
+
+    @property
+    def uri(self) -> SipURI:
+        u = self._uri
+        if u is None:
+            try:
+                u = self._uri = SipURI.parse(self._uri_text)
+            except SipParseError as exc:
+                raise BadHeaderError(self.header or "URI", str(exc)) from None
+        return u
+
+    @uri.setter
+    def uri(self, value: SipURI) -> None:
+        self._uri = value
 
     @property
     def tag(self) -> str | None:
@@ -209,14 +246,15 @@ class NameAddr:
         return self.params.get(name.lower())
 
     def copy(self) -> NameAddr:
-        return NameAddr(self.uri.copy(), self.display, dict(self.params))
+        return NameAddr(self.uri.copy(), self.display, dict(self.params), self.header)
 
     def __str__(self) -> str:
         disp = ""
         if self.display:
             d = self.display
             disp = (d if _is_token_list(d) else '"' + d.replace("\\", "\\\\").replace('"', '\\"') + '"') + " "
-        return f"{disp}<{self.uri}>{format_params(self.params)}"
+        uri = self._uri if self._uri is not None else self._uri_text
+        return f"{disp}<{uri}>{format_params(self.params)}"
 
     def __repr__(self) -> str:
         return f"NameAddr({str(self)!r})"
@@ -226,25 +264,53 @@ def _is_token_list(text: str) -> bool:
     return all(c.isalnum() or c in "-.!%*_+`'~ " for c in text)
 
 
-def parse_name_addr(text: str) -> NameAddr:
-    """Parse one name-addr or addr-spec with header parameters (RFC 3261 §20.10)."""
-    text = text.strip()
+# name-addr fast path: [quoted or token display] <sip|sips|tel:...> params  (RFC 3261 §25.1)
+_NAME_ADDR_RE = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|([^<"]*?))\s*<((?i:sips?|tel):[^>]+)>(.*)', re.S)
+
+
+def parse_name_addr(text: str, header: str | None = None) -> NameAddr:
+    """Parse one name-addr or addr-spec with header parameters (RFC 3261 §20.10).
+
+    Only the structure is checked here (display name, ``<>``, scheme); the URI itself is parsed lazily.
+    """
+    m = _NAME_ADDR_RE.match(text)
+    if m is not None:
+        quoted, token, uri_text, rest = m.groups()
+        display: str | None
+        if quoted is not None:
+            display = quoted.replace('\\"', '"').replace("\\\\", "\\") if "\\" in quoted else quoted
+        else:
+            display = token or None
+        return NameAddr(uri_text, display, parse_params(rest) if rest else {}, header)
+    return _parse_name_addr_slow(text, header)
+
+
+def _parse_name_addr_slow(text: str, header: str | None) -> NameAddr:
+    """addr-spec form and every malformed input (which raises here with a precise message)."""
     lt = text.find("<")
     if lt < 0:
         # addr-spec form: header params start at the first ';' (a URI with params must be in <>).
-        uri_text, _, ptext = text.partition(";")
-        if not uri_text:
-            raise SipParseError(f"bad name-addr {text!r}")
-        return NameAddr(SipURI.parse(uri_text), None, parse_params(ptext))
+        uri_text, _, ptext = text.strip().partition(";")
+        uri_text = uri_text.strip()
+        rest = ptext
+    else:
+        gt = text.find(">", lt)
+        if gt < 0:
+            raise SipParseError(f"unterminated <> in {text[:100]!r}")
+        uri_text = text[lt + 1:gt]
+        rest = text[gt + 1:]
+    colon = uri_text.find(":")
+    if not 3 <= colon <= 4 or len(uri_text) <= colon + 1 or uri_text[:colon].lower() not in _SCHEMES:
+        raise SipParseError(f"bad URI in {text[:100]!r}")
     display: str | None = None
-    if lt:
+    if lt > 0:
         d = text[:lt].strip()
         if d.startswith('"'):
             if len(d) < 2 or not d.endswith('"'):
-                raise SipParseError(f"bad display name in {text!r}")
+                raise SipParseError(f"bad display name in {text[:100]!r}")
             d = d[1:-1].replace('\\"', '"').replace("\\\\", "\\")
         display = d or None
-    gt = text.find(">", lt)
-    if gt < 0:
-        raise SipParseError(f"unterminated <> in {text!r}")
-    return NameAddr(SipURI.parse(text[lt + 1:gt]), display, parse_params(text[gt + 1:]))
+    return NameAddr(uri_text, display, parse_params(rest) if rest else {}, header)
+
+
+_SCHEMES = frozenset({"sip", "sips", "tel"})

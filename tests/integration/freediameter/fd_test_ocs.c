@@ -9,10 +9,18 @@
  *   When Subscription-Id-Data equals the configured "refuse" number it answers refuse_code
  *   (default 4012 DIAMETER_CREDIT_LIMIT_REACHED, RFC 4006 §9.1) without MSCC.
  *
+ * Server-initiated requests, to exercise the client's handlers through a real peer:
+ *   after answering a CCR-Update of the "abort" subscriber it sends Abort-Session-Request
+ *   (RFC 6733 §8.5.1), after the first CCR-Update (CC-Request-Number 1) of the "reauth" subscriber
+ *   a Re-Auth-Request (RFC 6733 §8.3.1, RFC 4006 §5.5); both go to the CCR's Origin-Host.
+ *
  * So the tests can assert what freeDiameter actually received, it appends one line per event to a
  * log file (tab-separated key=value pairs, "event" first):
- *   event=ccr  session=.. origin=.. type=1 number=0 sub_type=0 sub_data=.. requested=300 used=-
- *              role=0 sip_method=INVITE event_type=yes service_context=.. result=2001
+ *   event=ccr  session=.. origin=.. type=1 number=0 sub_type=0 sub_data=.. requested=300 used=-1
+ *              role=0 sip_method=INVITE event_type=yes service_context=.. term_cause=-1 result=2001
+ *              (-1 / "-": the AVP was absent)
+ *   event=asr / event=rar  session=..                   (server-initiated request sent)
+ *   event=asa / event=raa  session=.. result=2001       (the client's answer)
  *   event=recv / event=sent  cmd=280 request=1 peer=..   (base protocol messages: CER, DWR, DPR and answers)
  *   event=dpr  peer=.. cause=0                           (Disconnect-Cause, RFC 6733 §5.4.3)
  *   event=parse_error  peer=.. error=..                  (message rejected by the dictionary, e.g. 5001)
@@ -23,6 +31,10 @@
  *   grant = 60                     (CC-Time granted, seconds)
  *   refuse = 42000000402           (Subscription-Id-Data that is refused)
  *   refuse_code = 4012
+ *   abort = 42000000274            (ASR after each CCR-Update)
+ *   reauth = 42000000258           (RAR after CCR-Update number 1)
+ *   garble = 42000000500           (the CCA also carries AVP 65000/10415 with the M bit, which no
+ *                                   dictionary but this extension's defines: RFC 6733 §4.1 bad input)
  */
 
 #include <freeDiameter/extension.h>
@@ -38,6 +50,8 @@
 /* AVP codes: RFC 6733 §4.5, RFC 4006 §8, TS 32.299 §7.2 */
 #define AVP_SESSION_ID 263
 #define AVP_ORIGIN_HOST 264
+#define AVP_ORIGIN_REALM 296
+#define AVP_TERMINATION_CAUSE 295
 #define AVP_RESULT_CODE 268
 #define AVP_DISCONNECT_CAUSE 273
 #define AVP_CC_REQUEST_NUMBER 415
@@ -59,12 +73,18 @@
 #define CMD_CCR 272
 #define CMD_DWR 280
 #define CMD_DPR 282
+#define CMD_ASR 274
+#define CMD_RAR 258
 
+#define CC_TYPE_UPDATE 2
 #define CC_TYPE_TERMINATION 3
 
 static char log_path[1024];
 static char refuse_number[1024];
 static unsigned refuse_code = 4012;
+static char abort_number[1024];
+static char reauth_number[1024];
+static char garble_number[1024];
 static unsigned grant_seconds = 60;
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -79,6 +99,13 @@ static struct dict_object *d_mscc;
 static struct dict_object *d_gsu;
 static struct dict_object *d_cc_time;
 static struct dict_object *d_rating_group;
+static struct dict_object *d_cmd_asr;
+static struct dict_object *d_cmd_rar;
+static struct dict_object *d_session_id;
+static struct dict_object *d_destination_host;
+static struct dict_object *d_destination_realm;
+static struct dict_object *d_re_auth_request_type;
+static struct dict_object *d_garbage;
 
 static struct disp_hdl *ccr_handle;
 static struct fd_hook_hdl *hook_handle;
@@ -205,17 +232,72 @@ static int add_i32(msg_or_avp *parent, struct dict_object *model, int32_t value)
 	return 0;
 }
 
+static int add_os(msg_or_avp *parent, struct dict_object *model, const char *text)
+{
+	struct avp *avp = NULL;
+	union avp_value v;
+
+	memset(&v, 0, sizeof(v));
+	v.os.data = (uint8_t *)text;
+	v.os.len = strlen(text);
+	CHECK_FCT(fd_msg_avp_new(model, 0, &avp));
+	CHECK_FCT(fd_msg_avp_setvalue(avp, &v)); /* copies the data */
+	CHECK_FCT(fd_msg_avp_add(parent, MSG_BRW_LAST_CHILD, avp));
+	return 0;
+}
+
+/* ASA / RAA from the client: log its Result-Code. */
+static void server_answer_cb(void *data, struct msg **answer)
+{
+	struct msg_hdr *h = NULL;
+	union avp_value *rc;
+	char session[256];
+
+	(void)data;
+	if (answer == NULL || *answer == NULL)
+		return;
+	os_text(avp_val(find_avp(*answer, AVP_SESSION_ID, 0)), session, sizeof(session));
+	rc = avp_val(find_avp(*answer, AVP_RESULT_CODE, 0));
+	if (fd_msg_hdr(*answer, &h) == 0)
+		log_line("event=%s\tsession=%s\tresult=%d", h->msg_code == CMD_ASR ? "asa" : "raa", session,
+			 rc != NULL ? (int)rc->u32 : -1);
+	fd_msg_free(*answer);
+	*answer = NULL;
+}
+
+/* ASR (RFC 6733 §8.5.1) or RAR (§8.3.1) for `session`, to the client that sent the CCR. */
+static int send_server_request(struct dict_object *cmd, const char *session, const char *host,
+			       const char *realm)
+{
+	struct msg *req = NULL;
+	struct msg_hdr *h = NULL;
+
+	CHECK_FCT(fd_msg_new(cmd, MSGFL_ALLOC_ETEID, &req));
+	CHECK_FCT(fd_msg_hdr(req, &h));
+	h->msg_appl = 4; /* RFC 4006 §1.2: ASR/RAR of a credit-control session carry application 4 */
+	CHECK_FCT(add_os(req, d_session_id, session));
+	CHECK_FCT(fd_msg_add_origin(req, 0));
+	CHECK_FCT(add_os(req, d_destination_realm, realm));
+	CHECK_FCT(add_os(req, d_destination_host, host));
+	CHECK_FCT(add_u32(req, d_auth_app_id, 4));
+	if (cmd == d_cmd_rar)
+		CHECK_FCT(add_i32(req, d_re_auth_request_type, 0)); /* AUTHORIZE_ONLY */
+	log_line("event=%s\tsession=%s", cmd == d_cmd_asr ? "asr" : "rar", session);
+	CHECK_FCT(fd_msg_send(&req, server_answer_cb, NULL));
+	return 0;
+}
+
 /* Credit-Control-Request handler (RFC 4006 §5, §6): answer from local configuration. */
 static int ccr_cb(struct msg **msg, struct avp *unused_avp, struct session *sess, void *opaque,
 		  enum disp_action *act)
 {
 	struct msg *req = *msg, *ans;
-	char session[256], origin[256], sub_data[128], sip_method[64], context[128];
+	char session[256], origin[256], origin_realm[256], sub_data[128], sip_method[64], context[128];
 	union avp_value *v;
 	int32_t cc_type;
 	uint32_t cc_number, result;
 	long long requested = -1, used;
-	long long role = -1, sub_type = -1, rating_group = -1;
+	long long role = -1, sub_type = -1, rating_group = -1, term_cause = -1;
 	int has_event_type;
 	struct avp *sub, *rsu;
 
@@ -225,6 +307,7 @@ static int ccr_cb(struct msg **msg, struct avp *unused_avp, struct session *sess
 
 	os_text(avp_val(find_avp(req, AVP_SESSION_ID, 0)), session, sizeof(session));
 	os_text(avp_val(find_avp(req, AVP_ORIGIN_HOST, 0)), origin, sizeof(origin));
+	os_text(avp_val(find_avp(req, AVP_ORIGIN_REALM, 0)), origin_realm, sizeof(origin_realm));
 	os_text(avp_val(find_avp(req, AVP_SERVICE_CONTEXT_ID, 0)), context, sizeof(context));
 	v = avp_val(find_avp(req, AVP_CC_REQUEST_TYPE, 0));
 	cc_type = v != NULL ? v->i32 : -1;
@@ -250,6 +333,9 @@ static int ccr_cb(struct msg **msg, struct avp *unused_avp, struct session *sess
 	v = avp_val(find_avp(req, AVP_RATING_GROUP, 0));
 	if (v != NULL)
 		rating_group = v->u32;
+	v = avp_val(find_avp(req, AVP_TERMINATION_CAUSE, 0));
+	if (v != NULL)
+		term_cause = v->i32;
 	v = avp_val(find_avp(req, AVP_ROLE_OF_NODE, VENDOR_3GPP));
 	if (v != NULL)
 		role = v->i32;
@@ -279,12 +365,24 @@ static int ccr_cb(struct msg **msg, struct avp *unused_avp, struct session *sess
 		CHECK_FCT(fd_msg_avp_add(ans, MSG_BRW_LAST_CHILD, mscc));
 	}
 
+	if (garble_number[0] != '\0' && strcmp(sub_data, garble_number) == 0)
+		CHECK_FCT(add_u32(ans, d_garbage, 0xdeadbeef));
+
 	/* Written before the answer leaves, so a client that has the CCA can read the line. */
 	log_line("event=ccr\tsession=%s\torigin=%s\ttype=%d\tnumber=%u\tsub_type=%lld\tsub_data=%s\t"
 		 "requested=%lld\tused=%lld\trole=%lld\tsip_method=%s\tevent_type=%s\tservice_context=%s\t"
-		 "result=%u",
+		 "term_cause=%lld\tresult=%u",
 		 session, origin, (int)cc_type, cc_number, sub_type, sub_data, requested, used, role,
-		 sip_method, has_event_type ? "yes" : "no", context, result);
+		 sip_method, has_event_type ? "yes" : "no", context, term_cause, result);
+
+	/* The client serialises per session, so an ASR/RAR overtaking this CCA is handled after it. */
+	if (result == 2001 && cc_type == CC_TYPE_UPDATE) {
+		if (abort_number[0] != '\0' && strcmp(sub_data, abort_number) == 0) {
+			CHECK_FCT_DO(send_server_request(d_cmd_asr, session, origin, origin_realm), );
+		} else if (reauth_number[0] != '\0' && strcmp(sub_data, reauth_number) == 0 && cc_number == 1) {
+			CHECK_FCT_DO(send_server_request(d_cmd_rar, session, origin, origin_realm), );
+		}
+	}
 
 	*act = DISP_ACT_SEND;
 	return 0;
@@ -370,6 +468,12 @@ static int read_conf(const char *path)
 			snprintf(refuse_number, sizeof(refuse_number), "%s", value);
 		else if (strcmp(key, "refuse_code") == 0)
 			refuse_code = (unsigned)strtoul(value, NULL, 10);
+		else if (strcmp(key, "abort") == 0)
+			snprintf(abort_number, sizeof(abort_number), "%s", value);
+		else if (strcmp(key, "reauth") == 0)
+			snprintf(reauth_number, sizeof(reauth_number), "%s", value);
+		else if (strcmp(key, "garble") == 0)
+			snprintf(garble_number, sizeof(garble_number), "%s", value);
 	}
 	fclose(f);
 	if (log_path[0] == '\0') {
@@ -402,6 +506,21 @@ static int test_ocs_entry(char *conffile)
 	CHECK_FCT(avp_by_name("Granted-Service-Unit", &d_gsu));
 	CHECK_FCT(avp_by_name("CC-Time", &d_cc_time));
 	CHECK_FCT(avp_by_name("Rating-Group", &d_rating_group));
+	CHECK_FCT(avp_by_name("Session-Id", &d_session_id));
+	CHECK_FCT(avp_by_name("Destination-Host", &d_destination_host));
+	CHECK_FCT(avp_by_name("Destination-Realm", &d_destination_realm));
+	CHECK_FCT(avp_by_name("Re-Auth-Request-Type", &d_re_auth_request_type));
+	CHECK_FCT(fd_dict_search(fd_g_config->cnf_dict, DICT_COMMAND, CMD_BY_NAME, "Abort-Session-Request",
+				 &d_cmd_asr, ENOENT));
+	CHECK_FCT(fd_dict_search(fd_g_config->cnf_dict, DICT_COMMAND, CMD_BY_NAME, "Re-Auth-Request",
+				 &d_cmd_rar, ENOENT));
+
+	{
+		struct dict_avp_data garbage = {65000, VENDOR_3GPP, "Secondnum-Test-Garbage",
+						 AVP_FLAG_VENDOR | AVP_FLAG_MANDATORY,
+						 AVP_FLAG_VENDOR | AVP_FLAG_MANDATORY, AVP_TYPE_UNSIGNED32};
+		CHECK_FCT(fd_dict_new(fd_g_config->cnf_dict, DICT_AVP, &garbage, NULL, &d_garbage));
+	}
 
 	memset(&when, 0, sizeof(when));
 	when.app = d_app_dcca;

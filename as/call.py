@@ -1,0 +1,262 @@
+"""One call through the B2BUA: the caller's side, the current far side, relaying and release.
+
+The setup flows (:mod:`appserver.flows`) end by linking the caller's dialog (side ``a``) with one far side
+(``b``: the answered follow-me target, the media server, or the outgoing destination after REFER). From
+then on this module keeps the two dialogs linked (RFC 7092 §3.1, TS 24.229 §5.7.5):
+
+* BYE on one side is answered and a BYE is sent on the other (RFC 3261 §15); glare (both BYE at once)
+  simply finds the other side already terminated.
+* re-INVITE and UPDATE are relayed with their bodies, so media changes pass through (RFC 3261 §14,
+  RFC 3311); a second offer while one is in progress gets 491 (RFC 3261 §14.2, RFC 3311 §5.2).
+* INFO, NOTIFY, MESSAGE and OPTIONS inside the dialog are relayed with the far end's response.
+* A credit release from the Ro client (Final-Unit-Indication consumed, CCR-U refused, ASR) releases both
+  sides with a Reason header (RFC 3326) and CCR-Termination reports the used units (RFC 4006 §5.6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import math
+from typing import TYPE_CHECKING
+
+from appserver import cdr
+from appserver.cdr import CallRecord, Disposition
+from appserver.isc import IscRequest
+from appserver.side import Role, Side
+from charging.client import RoSession
+from secondnum.log import get_logger
+from secondnum.sip import (
+    AckTimeoutError,
+    Dialog,
+    DialogState,
+    IncomingRequest,
+    SipError,
+    SipResponse,
+)
+
+if TYPE_CHECKING:
+    from appserver.server import AppServer
+
+log = get_logger(__name__)
+
+RELAYED_HEADERS = ("event", "subscription-state", "reason", "session-expires", "min-se", "require",
+                   "supported", "refer-to", "referred-by", "info-package", "recv-info")
+CREDIT_REASONS = {
+    "final-unit": 'SIP;cause=402;text="Final unit consumed"',
+    "credit-exhausted": 'SIP;cause=402;text="Credit exhausted"',
+    "abort-session": 'SIP;cause=403;text="Charging session aborted"',
+    "ocs-failure": 'SIP;cause=503;text="Charging unavailable"',
+}
+DRAIN_REASON = 'SIP;cause=503;text="Service shutting down"'
+
+
+def relayed_headers(resp_or_req: object) -> list[tuple[str, str]]:
+    headers = getattr(resp_or_req, "headers", None)
+    if headers is None:
+        return []
+    out: list[tuple[str, str]] = []
+    for name in RELAYED_HEADERS:
+        for value in headers.get_raw(name):
+            out.append((name, value))
+    return out
+
+
+class Call:
+    """State shared by the setup flows and the bridged phase of one call."""
+
+    def __init__(self, server: AppServer, inc: IncomingRequest, isc: IscRequest, record: CallRecord) -> None:
+        self.server = server
+        self.inc = inc
+        self.isc = isc
+        self.record = record
+        self.invite = inc.request
+        self.a: Side | None = None
+        self.b: Side | None = None
+        self.ended = asyncio.Event()
+        self.relay_lock = asyncio.Lock()
+        self.release_reason: str | None = None
+        self._sip_reason: str | None = None
+        self.ro_sessions: list[tuple[RoSession, Side | None]] = []
+        self.answered_at: dict[int, float] = {}
+        self.outgoing_task: asyncio.Task[None] | None = None
+        self._tore_down = False
+
+    # --- helpers for flows ---------------------------------------------------------------------------
+    @property
+    def loop_time(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def attach(self, side: Side) -> None:
+        """Register a confirmed dialog so in-dialog requests reach this call."""
+        self.server.ep.dialogs.add(side.dialog)
+        self.server.by_dialog[side.dialog.id] = (self, side)
+
+    def detach(self, side: Side) -> None:
+        self.server.by_dialog.pop(side.dialog.id, None)
+        with contextlib.suppress(Exception):
+            self.server.ep.dialogs.remove(side.dialog)
+
+    def caller_side(self) -> Side:
+        """The caller's dialog, confirmed by our 2xx (RFC 3261 §12.1.1)."""
+        dialog = Dialog.from_uas(self.invite, self.inc.to_tag, self.server.ep.local_contact(
+            transport=self.inc.transport), DialogState.CONFIRMED)
+        leg = self.record.leg(Role.CALLER, self.invite.call_id, self.invite.raw_uri,
+                              str(self.invite.from_.uri), self.isc.asserted_id or "")
+        return Side(self.server.ep, dialog, self.inc.transport, Role.CALLER, record=leg)
+
+    async def answer_caller(self, far: SipResponse) -> bool:
+        """200 OK to the caller with the far side's body; waits for the ACK (RFC 3261 §13.3.1.4)."""
+        a = self.caller_side()
+        body = a.sdp(far.body, far.content_type)
+        self.a = a
+        self.attach(a)
+        self.inc.respond(200, headers=[("Allow", self.server.allow)], body=body,
+                         content_type=far.content_type if body else None)
+        now = cdr.utcnow()
+        self.record.answer_at = now
+        if a.record is not None:
+            a.record.answer_at = now
+        try:
+            await asyncio.wait_for(self.inc.wait_ack(), 64 * 0.5 + 5)
+        except (AckTimeoutError, TimeoutError):
+            log.warning("caller_ack_timeout", call_id=self.invite.call_id)
+            self.release("ack-timeout", None)
+            return False
+        return True
+
+    def charged(self, session: RoSession, side: Side | None) -> None:
+        self.ro_sessions.append((session, side))
+
+    def on_ro_release(self, session: RoSession, reason: str) -> None:
+        """Ro client callback: quota gone or session aborted (RFC 4006 §5.6.2, §8.34)."""
+        log.info("call_released_by_charging", call_id=self.invite.call_id, session=session.session_id,
+                 reason=reason)
+        self.release(reason, CREDIT_REASONS.get(reason, 'SIP;cause=402;text="Charging"'))
+
+    def release(self, reason: str, sip_reason: str | None) -> None:
+        """End the bridged call; BYEs are sent by :meth:`teardown`."""
+        if self.release_reason is None:
+            self.release_reason = reason
+            self._sip_reason = sip_reason
+        self.ended.set()
+
+    def mark_answered(self, session: RoSession | None, side: Side) -> None:
+        self.answered_at[id(side)] = self.loop_time
+        if session is not None:
+            session.answered()
+
+    # --- in-dialog requests --------------------------------------------------------------------------
+    def peer_of(self, side: Side) -> Side | None:
+        if side is self.a:
+            return self.b
+        if side is self.b:
+            return self.a
+        return None
+
+    async def on_request(self, inc: IncomingRequest, side: Side) -> None:
+        method = inc.request.method
+        if method == "BYE":
+            inc.respond(200)
+            self.detach(side)
+            side.forget()
+            if side.record is not None:
+                side.record.end_at = cdr.utcnow()
+            self.release(f"bye-{side.role}", None)
+            return
+        if method == "REFER":
+            from appserver.outgoing import on_refer  # outgoing imports this module: import on use
+
+            await on_refer(self, inc, side)
+            return
+        peer = self.peer_of(side)
+        if peer is None or not peer.alive:
+            inc.respond(481 if method != "OPTIONS" else 200)
+            return
+        if method in ("INVITE", "UPDATE"):
+            await self._relay_offer(inc, side, peer)
+        else:
+            await self._relay_simple(inc, side, peer)
+
+    async def _relay_offer(self, inc: IncomingRequest, side: Side, peer: Side) -> None:
+        """re-INVITE / UPDATE across the bridge (RFC 3261 §14, RFC 3311); 491 on glare."""
+        req = inc.request
+        if self.relay_lock.locked():
+            inc.respond(491, headers=[("Retry-After", "1")])
+            return
+        async with self.relay_lock:
+            body = peer.sdp(req.body, req.content_type)
+            out, resp = await peer.request(req.method, body, req.content_type if body else None,
+                                           relayed_headers(req))
+            if req.method == "INVITE" and resp.is_success and req.body:
+                peer.ack(out)
+            back = side.sdp(resp.body, resp.content_type)
+            inc.respond(resp.status, resp.reason_phrase, headers=relayed_headers(resp), body=back,
+                        content_type=resp.content_type if back else None)
+            if req.method == "INVITE" and resp.is_success:
+                try:
+                    ack = await asyncio.wait_for(inc.wait_ack(), 40)
+                except (AckTimeoutError, TimeoutError):
+                    self.release("ack-timeout", None)
+                    return
+                if not req.body:
+                    answer = peer.sdp(ack.body, ack.content_type)
+                    peer.ack(out, answer, ack.content_type if answer else None)
+
+    async def _relay_simple(self, inc: IncomingRequest, side: Side, peer: Side) -> None:
+        req = inc.request
+        try:
+            _, resp = await peer.request(req.method, req.body, req.content_type, relayed_headers(req))
+        except SipError:
+            inc.respond(500)
+            return
+        inc.respond(resp.status, resp.reason_phrase, headers=relayed_headers(resp), body=resp.body,
+                    content_type=resp.content_type)
+
+    # --- the end -------------------------------------------------------------------------------------
+    async def teardown(self) -> None:
+        """BYE every live side, CCR-T every Ro session with the used seconds, write the CDR. Idempotent."""
+        if self._tore_down:
+            return
+        self._tore_down = True
+        if self.outgoing_task is not None and not self.outgoing_task.done():
+            self.outgoing_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.outgoing_task
+        byes = [side.bye(self._sip_reason) for side in (self.a, self.b) if side is not None and side.alive]
+        for side in (self.a, self.b):
+            if side is not None:
+                self.detach(side)
+        await asyncio.gather(*byes, return_exceptions=True)
+        end = cdr.utcnow()
+        now = self.loop_time
+        for session, side in self.ro_sessions:
+            used = 0
+            if side is not None and id(side) in self.answered_at:
+                used = math.ceil(now - self.answered_at[id(side)])
+            try:
+                # Idempotent: after a final-unit release the client has already reported the units.
+                await session.terminate(used)
+            except Exception:
+                log.exception("ccr_t_failed", session=session.session_id)
+            if side is not None and side.record is not None:
+                side.record.charged_seconds = session.core.total_used
+        for leg in self.record.legs:
+            if leg.end_at is None:
+                leg.end_at = end
+        self.record.end_at = end
+        self.record.end_reason = self.release_reason or self.record.end_reason
+        if self.record.answer_at is not None and self.record.disposition is Disposition.FAILED:
+            self.record.disposition = Disposition.ANSWERED
+        await self.server.write_cdr(self.record)
+
+    async def wait_end(self, limit: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.ended.wait(), limit)
+        if not self.ended.is_set():
+            self.release("max-duration", 'SIP;cause=408;text="Maximum call duration"')
+
+    @staticmethod
+    def now() -> dt.datetime:
+        return cdr.utcnow()

@@ -1,0 +1,216 @@
+"""The ISC front door: admission (ACL, overload, drain), dispatch of in-dialog requests, live-call registry.
+
+Initial requests are accepted only from trusted S-CSCFs (TS 24.229 §5.7.1.1): anything else gets 403 and a
+log line. Overload and draining answer 503 with Retry-After (RFC 3261 §21.5.4; RFC 7339 is not assumed of
+the S-CSCF). Each accepted INVITE becomes a :class:`appserver.call.Call` running in its own task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import Coroutine
+from typing import Any, Protocol
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from appserver import cdr, flows, legs
+from appserver.call import DRAIN_REASON, Call
+from appserver.cdr import CallRecord, Disposition, Flow
+from appserver.decision import decide
+from appserver.isc import IscRejectedError, TrustedPeers, classify
+from appserver.settings import AsSettings
+from appserver.side import Side
+from charging.client import RoClient
+from hss_adapter.profile import AccountProfile
+from secondnum.identity import IdentityError, canonical, normalise_e164
+from secondnum.log import get_logger
+from secondnum.sip import DialogId, IncomingRequest, NameAddr, SipEndpoint, SipError, SipURI
+
+log = get_logger(__name__)
+
+CALLS = Counter("secondnum_as_calls_total", "Calls ended, by flow and disposition", ["flow", "disposition"])
+REJECTS = Counter("secondnum_as_rejected_total", "Initial requests refused before a call", ["reason"])
+ACTIVE = Gauge("secondnum_as_active_calls", "Calls in progress")
+SETUP = Histogram("secondnum_as_setup_seconds", "Time from INVITE to the first far-side request sent",
+                  buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5))
+
+
+class ProfileSource(Protocol):
+    """What the AS needs from the profile cache (``hss_adapter.cache.ProfileCache``)."""
+
+    def lookup_did(self, did: str) -> AccountProfile | None: ...
+
+
+class AppServer:
+    """Owns the SIP endpoint and every live call."""
+
+    def __init__(self, settings: AsSettings, profiles: ProfileSource, ro: RoClient | None) -> None:
+        self.settings = settings
+        self.profiles = profiles
+        self.ro = ro
+        self.trusted = TrustedPeers(settings.trusted_scscf)
+        self.own_uri = SipURI.parse(settings.own_uri)
+        self.media_uri = SipURI.parse(settings.media_uri)
+        self.scscf_uri = SipURI.parse(settings.scscf_uri)
+        self.scscf_transport = self.scscf_uri.transport or "udp"
+        route = self.scscf_uri.copy()
+        route.params["lr"] = None
+        self.scscf_route = NameAddr(route)
+        self.host = settings.sip_host
+        self.allow = legs.ALLOW
+        self.ep = SipEndpoint(self.handle, host=settings.sip_host, port=settings.sip_port,
+                              user_agent=legs.USER_AGENT)
+        self.by_dialog: dict[DialogId, tuple[Call, Side]] = {}
+        self.calls: set[Call] = set()
+        self.pending = 0
+        self.draining = False
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.cdr_writes = 0
+
+    async def start(self) -> None:
+        await self.ep.start()
+        host, port = self.ep.local_address
+        own = SipURI("sip", None, host, port)
+        self._own = [self.own_uri, own]
+        log.info("as_sip_started", host=host, port=port)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.ep.close()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- SIP entry point -----------------------------------------------------------------------------
+    async def handle(self, inc: IncomingRequest) -> None:
+        method = inc.request.method
+        if method == "ACK":
+            return  # ACKs for our 2xx are consumed through IncomingRequest.wait_ack()
+        if inc.dialog is not None:
+            entry = self.by_dialog.get(inc.dialog.id)
+            if entry is None:
+                inc.respond(481)
+                return
+            call, side = entry
+            await call.on_request(inc, side)
+            return
+        if method == "INVITE":
+            await self._initial_invite(inc)
+        elif method == "OPTIONS":
+            inc.respond(200, headers=[("Allow", self.allow), ("Accept", "application/sdp")])
+        elif method in ("BYE", "CANCEL", "PRACK", "UPDATE", "INFO", "NOTIFY", "REFER"):
+            inc.respond(481)
+        else:
+            inc.respond(405, headers=[("Allow", self.allow)])
+
+    async def _initial_invite(self, inc: IncomingRequest) -> None:
+        source = inc.source[0]
+        try:
+            isc = classify(inc.request, source, self.trusted, self._own)
+        except IscRejectedError as exc:
+            REJECTS.labels(exc.log_event).inc()
+            log.warning(exc.log_event, src=f"{source}:{inc.source[1]}", transport=inc.transport,
+                        call_id=inc.request.headers.get("call-id"), status=exc.status, detail=exc.detail)
+            inc.respond(exc.status, exc.reason)
+            return
+        full = len(self.calls) >= self.settings.max_calls or self.pending >= self.settings.max_pending
+        if self.draining or full:
+            why = "draining" if self.draining else "overload"
+            REJECTS.labels(why).inc()
+            log.warning("invite_refused", reason=why, call_id=inc.request.call_id, calls=len(self.calls))
+            inc.respond(503, headers=[("Retry-After", str(self.settings.retry_after))])
+            return
+        did = _did_key(isc.served_uri, isc.served_user)
+        record = self._record(inc, did, isc.asserted_id)
+        call = Call(self, inc, isc, record)
+        self.calls.add(call)
+        self.idle.clear()
+        ACTIVE.inc()
+        self.pending += 1
+        pending = True
+        try:
+            profile = self.profiles.lookup_did(did)
+            decision = decide(isc, profile, dt.datetime.now(dt.UTC), self.settings.follow_me_timeout)
+            log.info("call_decided", call_id=inc.request.call_id, did=record.did, caller=record.caller,
+                     decision=type(decision).__name__, transport=inc.transport)
+            if hasattr(decision, "log_event"):
+                log.info(decision.log_event, call_id=inc.request.call_id, did=record.did)
+            await flows.run(call, decision)
+            self.pending -= 1
+            pending = False
+            if call.a is not None and not call.ended.is_set():
+                await call.wait_end(self.settings.max_call_seconds)
+        except Exception:
+            log.exception("call_failed", call_id=inc.request.call_id)
+            if not inc.final_sent:
+                with contextlib.suppress(Exception):
+                    inc.respond(500)
+            call.release("internal-error", 'SIP;cause=500;text="Internal error"')
+        finally:
+            if pending:
+                self.pending -= 1
+            await call.teardown()
+            self.calls.discard(call)
+            if not self.calls:
+                self.idle.set()
+            ACTIVE.dec()
+
+    def _record(self, inc: IncomingRequest, served: str, asserted: str | None) -> CallRecord:
+        req = inc.request
+        try:
+            pcv = req.p_charging_vector
+        except SipError:
+            pcv = None
+        icid = pcv.icid_value if pcv is not None else legs.new_icid(self.settings.domain)
+        caller = asserted or _safe_canonical(str(req.from_.uri))
+        return CallRecord(icid=icid, did=served, caller=caller, called=served, transport=inc.transport)
+
+    async def write_cdr(self, record: CallRecord) -> None:
+        if record.flow is Flow.FORWARD and record.disposition is Disposition.FAILED and record.status in (
+                403, 404, 603):
+            record.flow = Flow.REJECTED
+        if record.answer_at is None and record.status is not None and record.status >= 300 and \
+                record.disposition is Disposition.FAILED and record.status in (403, 404, 603):
+            record.disposition = Disposition.REJECTED
+        CALLS.labels(record.flow.value, record.disposition.value).inc()
+        try:
+            await cdr.save(record)
+            self.cdr_writes += 1
+        except Exception:
+            log.exception("cdr_write_failed", icid=record.icid, did=record.did)
+
+    # --- drain ---------------------------------------------------------------------------------------
+    async def drain(self, limit: float) -> None:
+        """Refuse new INVITEs; let live calls end by themselves up to ``limit``, then release them."""
+        self.draining = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.idle.wait(), limit)
+        for call in list(self.calls):
+            call.release("drain", DRAIN_REASON)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.idle.wait(), 10)
+
+
+def _safe_canonical(identity: str) -> str:
+    try:
+        return canonical(identity)
+    except IdentityError:
+        return identity
+
+
+def _did_key(uri: SipURI, served: str) -> str:
+    """The DID for a lookup: canonical digits, or the user part of ``sip:42027777100@host`` without ``+``."""
+    if served.isdigit():
+        return served
+    if uri.user:
+        with contextlib.suppress(IdentityError):
+            return normalise_e164(uri.user.split(";", 1)[0])
+    return served

@@ -1,0 +1,104 @@
+"""``secondnum as``: the application server as a runnable service (life cycle of :mod:`secondnum.service`).
+
+``start()`` connects MongoDB (CDRs), loads the profile cache, connects the Ro client to the OCS, opens the
+SIP endpoint (UDP+TCP) and the HTTP surface (CDR API, health, metrics). ``drain()`` refuses new INVITEs with
+503 + Retry-After, turns readiness to 503 and lets live calls finish up to the limit, then releases them
+(BYE + CCR-T). ``stop()`` closes Ro (DPR) and the sockets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from aiohttp import web
+
+from appserver import api
+from appserver.server import AppServer
+from appserver.settings import AsSettings
+from charging.client import RoClient
+from charging.settings import RoClientSettings
+from hss_adapter.cache import ProfileCache
+from secondnum import http
+from secondnum.diameter.peer import PeerState
+from secondnum.log import get_logger
+from secondnum.mongo import connect, ping
+from secondnum.service import Config, Endpoint, RunContext
+
+log = get_logger(__name__)
+
+SECTIONS = {"as"}
+
+
+class AsService:
+    name = "as"
+
+    def __init__(self, settings: AsSettings, ro_settings: RoClientSettings, ctx: RunContext) -> None:
+        self.settings = settings
+        self.ro_settings = ro_settings
+        self.ctx = ctx
+        self.cache: ProfileCache | None = None
+        self.ro: RoClient | None = None
+        self.server: AppServer | None = None
+        self.app: web.Application | None = None
+        self.runner: web.AppRunner | None = None
+        self.http_port = settings.http_port
+
+    async def start(self) -> None:
+        connect(self.ctx.mongo_uri, self.ctx.mongo_database)
+        self.cache = ProfileCache.from_uri(self.ctx.mongo_uri, self.ctx.mongo_database)
+        await self.cache.start()
+        self.ro = RoClient(self.ro_settings)
+        await self.ro.start()
+        self.server = AppServer(self.settings, self.cache, self.ro)
+        await self.server.start()
+        self.app = http.make_app("as", tokens=self.settings.api_tokens, readiness={
+            "mongo": ping,
+            "diameter": self._diameter_open,
+            "profiles": self._profiles_ready,
+        })
+        api.add_routes(self.app)
+        self.runner = await http.serve(self.app, self.settings.http_host, self.settings.http_port)
+        self.http_port = http.bound_port(self.runner)
+
+    async def _diameter_open(self) -> bool:
+        if self.ro is None:
+            return False
+        return any(p.state == PeerState.OPEN.value for p in self.ro.node.peers())
+
+    async def _profiles_ready(self) -> bool:
+        return self.cache is not None and self.cache.ready
+
+    async def drain(self, timeout: float) -> None:
+        if self.app is not None:
+            http.set_draining(self.app)
+        if self.server is not None:
+            await self.server.drain(timeout)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.close()
+        if self.ro is not None:
+            with contextlib.suppress(Exception):
+                await self.ro.stop()
+        if self.runner is not None:
+            await self.runner.cleanup()
+        if self.cache is not None:
+            with contextlib.suppress(Exception):
+                await self.cache.stop()
+
+    def endpoints(self) -> list[Endpoint]:
+        s = self.settings
+        port = self.server.ep.local_address[1] if self.server is not None else s.sip_port
+        return [
+            Endpoint("as", "SIP ISC (UDP+TCP)", f"{s.sip_host}:{port}"),
+            Endpoint("as", "CDR API / health", f"http://{s.http_host}:{self.http_port}/api/v1/cdrs"),
+        ]
+
+
+def create(config: Config, ctx: RunContext) -> AsService:
+    return AsService(config.section(AsSettings, "as"), config.section(RoClientSettings, "ro"), ctx)
+
+
+def check_config(config: Config) -> None:
+    config.section(AsSettings, "as")
+    config.section(RoClientSettings, "ro")

@@ -1,0 +1,558 @@
+"""Call-rate ramp through the AS: "incoming call, forwarded, answered, short talk, BYE" with Ro per call.
+
+Run: ``.venv/bin/python -m benchmarks.as_calls`` (bounded to about 4 minutes).
+
+Set-up: SecantusDB (embedded), the built-in OCS and the AS (``secondnum as``) as child processes on
+loopback; ``DIDS`` accounts (forward-then-voicemail, one follow-me target each) and their OCS balances.
+SIPp plays the S-CSCF twice: a UAC sending the terminating INVITE (Route: AS, then the S-CSCF's odi entry)
+and a UAS receiving the forwarded leg and answering at once. Every call costs a CCR-I and a CCR-T over
+Diameter, a CDR insert and the Ro client's open-session record in MongoDB. The OCS rates with its in-memory
+ledger by default, so that the figures are the AS's; ``--mongo-ocs`` runs ``secondnum ocs`` with its
+MongoDB ledger instead (then the embedded SecantusDB, not the AS, sets the limit).
+
+Anchor, same run, same SIPp scenarios: ``sippy``'s B2BUA (``b2bua_simple``, PyPI ``sippy``), which relays
+the call to the same UAS with no charging, no profile lookup and no CDR. Target: ≥ 2x the anchor's rate.
+
+Each step runs SIPp at a fixed rate for ``STEP_SECONDS``; a step passes with 0 failed calls. Printed per
+step: calls, failures, setup delay p50/p99 (caller INVITE -> 200, which is what the B2BUA adds since the
+far end answers at once), the B2BUA process's CPU (user+sys over wall time) and peak RSS. Memory per
+concurrent call = (peak RSS - RSS before the ramp) / the step's concurrent calls (rate x hold time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+RATES = [20, 40, 80, 120, 160, 200, 250, 300, 400, 500]
+STEP_SECONDS = 6
+HOLD_MS = 1000
+BUDGET_SECONDS = 100  # per implementation
+DIDS = 50
+DID_BASE = 42027700000
+MOBILE_BASE = 42073700000
+
+CALLER = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="bench_caller">
+  <send retrans="500" start_rtd="setup">
+    <![CDATA[
+
+      INVITE sip:+[field0]@[remote_ip]:[remote_port];user=phone SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      Route: <sip:[remote_ip]:[remote_port];lr>, <sip:[local_ip]:[field1];lr;odi=o[call_number]>
+      Max-Forwards: 68
+      From: <sip:+42075553333@[local_ip];user=phone>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:+[field0]@[remote_ip];user=phone>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:caller@[local_ip]:[local_port]>
+      P-Asserted-Identity: <tel:+42075553333>
+      P-Served-User: <tel:+[field0]>;sescase=term;regstate=unreg
+      P-Charging-Vector: icid-value=bench-[call_number];orig-ioi=ims.example.net
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=caller 1 1 IN IP4 [local_ip]
+      s=-
+      c=IN IP4 [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 8
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:8 PCMA/8000
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="181" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rrs="true" rtd="setup"/>
+  <send>
+    <![CDATA[
+
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [routes]
+      Max-Forwards: 70
+      From: <sip:+42075553333@[local_ip];user=phone>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:+[field0]@[remote_ip];user=phone>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <pause/>
+  <send retrans="500">
+    <![CDATA[
+
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [routes]
+      Max-Forwards: 70
+      From: <sip:+42075553333@[local_ip];user=phone>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:+[field0]@[remote_ip];user=phone>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200" crlf="true"/>
+</scenario>
+"""
+
+TARGET = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="bench_target">
+  <recv request="INVITE"/>
+  <send retrans="500">
+    <![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=mobile 1 1 IN IP4 [local_ip]
+      s=-
+      c=IN IP4 [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+
+    ]]>
+  </send>
+  <recv request="ACK"/>
+  <recv request="BYE"/>
+  <send>
+    <![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+"""
+
+
+def free_port() -> int:
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = int(u.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                try:
+                    t.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no free port")
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class RssSampler:
+    """Peak RSS of a process, sampled every 100 ms while a step runs."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(OSError):
+                self.peak = max(self.peak, proc_rss_mb(self.pid))
+            await asyncio.sleep(0.1)
+
+    def __enter__(self) -> RssSampler:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    k = min(len(values) - 1, max(0, round(q * (len(values) - 1))))
+    return values[k]
+
+
+def read_rtts(workdir: Path) -> list[float]:
+    out: list[float] = []
+    for f in workdir.glob("*_rtt.csv"):
+        with f.open() as fh:
+            for row in csv.reader(fh, delimiter=";"):
+                if len(row) >= 2 and row[1].replace(".", "", 1).isdigit():
+                    out.append(float(row[1]))
+        f.unlink()
+    return out
+
+
+def read_stats(workdir: Path) -> tuple[int, int]:
+    """(successful, failed) from the last line of SIPp's -trace_stat file."""
+    for f in workdir.glob("bench_caller_*_.csv"):
+        rows = list(csv.reader(f.open(), delimiter=";"))
+        f.unlink()
+        if len(rows) >= 2:
+            head, last = rows[0], rows[-1]
+            ok = int(last[head.index("SuccessfulCall(C)")])
+            failed = int(last[head.index("FailedCall(C)")])
+            return ok, failed
+    return 0, -1
+
+
+async def run_step(
+    workdir: Path, caller_xml: Path, dids_csv: Path, remote: int, rate: int, pid: int
+) -> dict[str, float]:
+    calls = rate * STEP_SECONDS
+    port = free_port()
+    cmd = [
+        "sipp",
+        f"127.0.0.1:{remote}",
+        "-sf",
+        str(caller_xml),
+        "-inf",
+        str(dids_csv),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-r",
+        str(rate),
+        "-m",
+        str(calls),
+        "-d",
+        str(HOLD_MS),
+        "-l",
+        str(rate * 10),
+        "-trace_err",
+        "-trace_stat",
+        "-fd",
+        "1",
+        "-trace_rtt",
+        "-rtt_freq",
+        "1",
+        "-timeout",
+        "60",
+        "-timeout_error",
+        "-nostdin",
+        "-max_socket",
+        "5000",
+    ]
+    cpu0, t0 = proc_cpu_seconds(pid), time.monotonic()
+    with RssSampler(pid) as rss:
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        await proc.wait()
+    wall = time.monotonic() - t0
+    cpu = proc_cpu_seconds(pid) - cpu0
+    ok, failed = read_stats(workdir)
+    rtts = read_rtts(workdir)
+    return {
+        "rate": rate,
+        "calls": calls,
+        "ok": ok,
+        "failed": failed if failed >= 0 else calls - ok,
+        "rc": float(proc.returncode or 0),
+        "p50": percentile(rtts, 0.5),
+        "p99": percentile(rtts, 0.99),
+        "cpu": 100 * cpu / wall,
+        "cpu_ms_per_call": 1000 * cpu / max(1, ok),
+        "rss_peak": rss.peak,
+    }
+
+
+async def ramp(
+    name: str, workdir: Path, remote: int, pid: int, target_port: int, rates: list[int]
+) -> list[dict[str, float]]:
+    caller_xml = workdir / "bench_caller.xml"
+    dids_csv = workdir / "dids.csv"
+    target_xml = workdir / "bench_target.xml"
+    target = await asyncio.create_subprocess_exec(
+        "sipp",
+        "-sf",
+        str(target_xml),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(target_port),
+        "-nostdin",
+        "-max_socket",
+        "5000",
+        cwd=workdir,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    await asyncio.sleep(0.5)
+    results: list[dict[str, float]] = []
+    start = time.monotonic()
+    try:
+        await run_step(workdir, caller_xml, dids_csv, remote, 5, pid)  # warm-up (imports, caches, peers)
+        rss_idle = proc_rss_mb(pid)
+        for rate in rates:
+            if time.monotonic() - start > BUDGET_SECONDS:
+                break
+            r = await run_step(workdir, caller_xml, dids_csv, remote, rate, pid)
+            concurrent = rate * (HOLD_MS / 1000 + (r["p50"] if r["p50"] == r["p50"] else 0) / 1000)
+            r["kb_per_call"] = 1024 * max(0.0, r["rss_peak"] - rss_idle) / max(1.0, concurrent)
+            r["rss_idle"] = rss_idle
+            results.append(r)
+            print(
+                f"{name:6} rate={rate:4}/s calls={int(r['calls']):5} ok={int(r['ok']):5} "
+                f"failed={int(r['failed']):3} setup p50={r['p50']:6.1f} ms p99={r['p99']:7.1f} ms "
+                f"cpu={r['cpu']:5.1f}% ({r['cpu_ms_per_call']:.2f} ms/call) rss={r['rss_peak']:.0f} MB "
+                f"(+{r['kb_per_call']:.1f} kB/concurrent call)",
+                flush=True,
+            )
+            if r["failed"] or r["ok"] < r["calls"]:
+                break
+            await asyncio.sleep(1.0)  # let the previous step's calls end
+    finally:
+        target.send_signal(signal.SIGKILL)
+        await target.wait()
+    return results
+
+
+def best(results: list[dict[str, float]]) -> dict[str, float] | None:
+    passing = [r for r in results if not r["failed"] and r["ok"] >= r["calls"]]
+    return max(passing, key=lambda r: r["rate"]) if passing else None
+
+
+def provision(mongo_uri: str, database: str) -> None:
+    from charging.ocs import models as ocs_models
+    from hss_adapter import models as hss_models
+    from hss_adapter import store
+    from secondnum.mongo import connect
+
+    connect(mongo_uri, database)
+    hss_models.ensure_indexes()
+    for i in range(DIDS):
+        did = str(DID_BASE + i)
+        store.create_account(
+            {
+                "did": did,
+                "answering_mode": "forward_then_voicemail",
+                "follow_me": {"targets": [{"uri": f"tel:+{MOBILE_BASE + i}", "ring_timeout": 20}]},
+            }
+        )
+        ocs_models.Account(e164=did, balance=10**12).save()
+    ocs_models.Tariff(prefix="", price_per_minute=100, increment_seconds=1).save()
+
+
+async def serve_memory_ocs(port: int) -> None:
+    """The built-in OCS (Diameter Ro, rating) with its in-memory ledger: no database on the charging path."""
+    from charging.ocs.ledger import MemoryLedger
+    from charging.ocs.rating import TariffRule
+    from charging.ocs.server import OcsServer
+    from charging.settings import OcsSettings
+
+    ledger = MemoryLedger()
+    for i in range(DIDS):
+        ledger.balances[str(DID_BASE + i)] = 10**12
+    ocs = OcsServer(OcsSettings(listen_port=port), ledger, http=False)
+    ocs.tariffs.replace([TariffRule("", 100, 1, 0)])
+    await ocs.start()
+    await asyncio.Event().wait()
+
+
+def _ready_once(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+async def spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+    with log.open("wb") as fh:
+        return await asyncio.create_subprocess_exec(
+            *cmd, stdin=subprocess.DEVNULL, stdout=fh, stderr=fh, env=env
+        )
+
+
+async def wait_ready(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await asyncio.to_thread(_ready_once, url):
+            return
+        await asyncio.sleep(0.3)
+    raise RuntimeError(f"{url} never became ready")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--only", choices=["as", "sippy"], default=None)
+    parser.add_argument("--mongo-ocs", action="store_true", help="OCS with its MongoDB ledger")
+    parser.add_argument("--profile", action="store_true", help="run the AS under cProfile, print the top 25")
+    parser.add_argument(
+        "--rates", default=None, help="comma-separated call rates instead of the default ramp"
+    )
+    parser.add_argument("--serve-ocs", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_ocs is not None:
+        await serve_memory_ocs(args.serve_ocs)
+        return
+    from secondnum.mongo import EmbeddedMongo
+
+    rates = [int(r) for r in args.rates.split(",")] if args.rates else RATES
+    workdir = Path(tempfile.mkdtemp(prefix="as-bench-"))
+    (workdir / "bench_caller.xml").write_text(CALLER)
+    (workdir / "bench_target.xml").write_text(TARGET)
+    target_port = free_port()
+    lines = ["SEQUENTIAL"] + [f"{DID_BASE + i};{target_port};" for i in range(DIDS)]
+    (workdir / "dids.csv").write_text("\n".join(lines) + "\n")
+    print(
+        f"machine: {platform.machine()} {os.cpu_count()} cpus, python {platform.python_version()}, "
+        f"workdir {workdir}",
+        flush=True,
+    )
+    results: dict[str, list[dict[str, float]]] = {}
+    children: list[asyncio.subprocess.Process] = []
+    mongo = EmbeddedMongo(":memory:")
+    try:
+        if args.only in (None, "as"):
+            uri = await asyncio.to_thread(mongo.start)
+            await asyncio.to_thread(provision, uri, "bench")
+            as_port, http_port, ocs_port = free_port(), free_port(), free_port()
+            cfg = workdir / "bench.toml"
+            cfg.write_text(
+                f'[log]\nlevel = "warning"\n[mongo]\nuri = "{uri}"\ndatabase = "bench"\n'
+                f"[ocs]\nlisten_port = {ocs_port}\nhttp_port = {free_port()}\n"
+                f"[ro]\ntx_seconds = 5.0\n[[ro.peers]]\nport = {ocs_port}\n"
+                f"[as]\nsip_port = {as_port}\nhttp_port = {http_port}\n"
+                f'scscf_uri = "sip:127.0.0.1:{target_port}"\n'
+                f"max_calls = 20000\nmax_pending = 5000\n"
+            )
+            env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            ocs_cmd = (
+                [sys.executable, "-m", "secondnum.cli", "-c", str(cfg), "ocs"]
+                if args.mongo_ocs
+                else [sys.executable, "-m", "benchmarks.as_calls", "--serve-ocs", str(ocs_port)]
+            )
+            children.append(await spawn(ocs_cmd, workdir / "ocs.log", env))
+            await asyncio.sleep(1.5)
+            as_cmd = [sys.executable, "-m", "secondnum.cli", "-c", str(cfg), "as"]
+            if args.profile:  # a script, not -m: dataclass annotations must resolve in secondnum.cli
+                # Stock asyncio while profiling: uvloop's C loop hides which callbacks cost the time.
+                (workdir / "run_as.py").write_text(
+                    "import asyncio, sys\nimport secondnum.cli as cli\n"
+                    "cli._run_loop = lambda factory: asyncio.run(factory())\n"
+                    "sys.exit(cli.main(sys.argv[1:]))\n"
+                )
+                as_cmd = [
+                    sys.executable,
+                    "-m",
+                    "cProfile",
+                    "-o",
+                    str(workdir / "as.prof"),
+                    str(workdir / "run_as.py"),
+                    "-c",
+                    str(cfg),
+                    "as",
+                ]
+            as_proc = await spawn(as_cmd, workdir / "as.log", env)
+            children.append(as_proc)
+            await wait_ready(f"http://127.0.0.1:{http_port}/health/ready")
+            results["as"] = await ramp("as", workdir, as_port, as_proc.pid, target_port, rates)
+            for child in reversed(children):
+                child.send_signal(signal.SIGTERM)
+            for child in reversed(children):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(child.wait(), 40)
+            children.clear()
+            if args.profile:
+                import pstats
+
+                stats = pstats.Stats(str(workdir / "as.prof"))
+                stats.sort_stats("tottime").print_stats(30)
+                stats.sort_stats("cumulative").print_stats("appserver|charging|secondnum", 40)
+        if args.only in (None, "sippy"):
+            sippy_port = free_port()
+            sippy = await spawn(
+                [
+                    str(Path(sys.executable).parent / "b2bua_simple"),
+                    "-f",
+                    "-l",
+                    "127.0.0.1",
+                    "-p",
+                    str(sippy_port),
+                    "-n",
+                    f"127.0.0.1:{target_port}",
+                    "-L",
+                    str(workdir / "sippy.log"),
+                ],
+                workdir / "sippy.err",
+            )
+            children.append(sippy)
+            await asyncio.sleep(1.5)
+            results["sippy"] = await ramp("sippy", workdir, sippy_port, sippy.pid, target_port, rates)
+    finally:
+        for child in children:
+            if child.returncode is None:
+                child.kill()
+                await child.wait()
+        mongo.stop()
+    print()
+    summary = {name: best(res) for name, res in results.items()}
+    for name, b in summary.items():
+        if b is None:
+            print(f"{name:6} no passing step")
+            continue
+        print(
+            f"{name:6} highest rate with 0 failed calls: {int(b['rate'])} calls/s; "
+            f"setup p50 {b['p50']:.1f} ms, "
+            f"p99 {b['p99']:.1f} ms; CPU {b['cpu']:.0f}% ({b['cpu_ms_per_call']:.2f} ms/call); "
+            f"{b['kb_per_call']:.1f} kB per concurrent call"
+        )
+    a, s = summary.get("as"), summary.get("sippy")
+    if a and s:
+        print(f"ratio as/sippy: {a['rate'] / s['rate']:.2f}x (target >= 2x)")
+        median = statistics.median(r["p50"] for r in results["as"])
+        print(f"median setup delay of all passing steps: as {median:.1f} ms")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

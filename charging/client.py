@@ -1,0 +1,465 @@
+"""Ro client: the AS's Charging Trigger Function (TS 32.299 §6.1; RFC 4006 §5, §7).
+
+`RoClient` drives one sans-IO `CreditControlSession` per chargeable leg over a `DiameterNode`:
+CCR-I/U/T, re-requests ahead of quota exhaustion, Validity-Time, Final-Unit-Indication,
+failure handling (CCFH, RFC 4006 §5.7: alternate server on Tx expiry or 3002/3004), RAR (§5.5 of
+RFC 4006 via RFC 6733 §8.3) and ASR (RFC 6733 §8.5), and crash recovery from MongoDB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import inspect
+import itertools
+import math
+import os
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from diameter.message import Message
+from prometheus_client import Counter
+
+from charging import store
+from charging.messages import ChargingRequest, RoleOfNode, parse_cca
+from charging.session import CcState, CreditControlSession, TimerAction, Verdict
+from charging.settings import RoClientSettings
+from secondnum.diameter import DiameterNode, NoRouteError, PeerInfo, RequestTimeout, codec
+from secondnum.diameter import constants as dc
+from secondnum.log import get_logger
+
+__all__ = ["ChargingRefused", "ChargingRequest", "RoClient", "RoSession", "RoleOfNode"]
+
+log = get_logger(__name__)
+
+RO_CCR = Counter("secondnum_ro_ccr_total", "CCRs sent by the Ro client", ["type", "result"])
+_TYPE_NAME = {1: "initial", 2: "update", 3: "termination", 4: "event"}
+
+ReleaseCallback = Callable[["RoSession", str], "Awaitable[None] | None"]
+
+_CCFH = {
+    "TERMINATE": dc.CCFH_TERMINATE,
+    "CONTINUE": dc.CCFH_CONTINUE,
+    "RETRY_AND_TERMINATE": dc.CCFH_RETRY_AND_TERMINATE,
+}
+# Refusal → SIP status for the AS (TS 29.228-style mapping used by IMS ASs; RFC 3326 Reason).
+_SIP_STATUS = {
+    dc.CREDIT_LIMIT_REACHED: 402,
+    dc.END_USER_SERVICE_DENIED: 403,
+    dc.USER_UNKNOWN: 404,
+    dc.RATING_FAILED: 403,
+}
+_REASON_TEXT = {
+    dc.CREDIT_LIMIT_REACHED: "Credit limit reached",
+    dc.END_USER_SERVICE_DENIED: "End user service denied",
+    dc.USER_UNKNOWN: "User unknown",
+    dc.RATING_FAILED: "Rating failed",
+}
+
+
+class ChargingRefused(Exception):  # noqa: N818 - public name in README
+    """The OCS refused the leg (or could not be reached and CCFH says terminate)."""
+
+    def __init__(self, result_code: int | None, detail: str = "") -> None:
+        self.result_code = result_code
+        self.sip_status = _SIP_STATUS.get(result_code or 0, 503)
+        text = _REASON_TEXT.get(result_code or 0, detail or "Charging failure")
+        cause = result_code if result_code is not None else dc.UNABLE_TO_DELIVER
+        self.reason = f'DIAMETER;cause={cause};text="{text}"'
+        super().__init__(f"{result_code}: {text}")
+
+
+class RoSession:
+    """Handle of one charged leg, returned by `RoClient.start_session`."""
+
+    def __init__(self, client: RoClient, core: CreditControlSession, on_release: ReleaseCallback | None):
+        self._client = client
+        self.core = core
+        self.on_release = on_release
+        self.lock = asyncio.Lock()
+        self.timer: asyncio.TimerHandle | None = None
+        self.released = False
+        self.doc: store.OpenRoSession | None = None
+        self.write: asyncio.Future[None] | None = None  # last background write of `doc`
+
+    @property
+    def session_id(self) -> str:
+        return self.core.session_id
+
+    @property
+    def granted_seconds(self) -> int | None:
+        return self.core.granted_seconds
+
+    @property
+    def final_unit(self) -> bool:
+        return self.core.final_unit
+
+    @property
+    def unmetered(self) -> bool:
+        return self.core.unmetered
+
+    @property
+    def closed(self) -> bool:
+        return self.core.state is CcState.CLOSED
+
+    def answered(self) -> None:
+        """The leg was answered: used time counts from now."""
+        self._client._answered(self)
+
+    async def update(self) -> None:
+        """CCR-Update now with the units used since the last report."""
+        await self._client._update(self)
+
+    async def terminate(self, used_seconds: int | None = None) -> None:
+        """CCR-Termination; idempotent. `used_seconds=None`: measured since `answered()`."""
+        await self._client._terminate(self, used_seconds)
+
+
+class RoClient:
+    """Ro client over a (possibly shared) `DiameterNode`; see charging/README.md."""
+
+    def __init__(
+        self,
+        settings: RoClientSettings,
+        node: DiameterNode | None = None,
+        *,
+        persist: bool = True,
+        checkpoint_seconds: float = 10.0,
+    ) -> None:
+        self.settings = settings
+        self._own_node = node is None
+        self.node = node or DiameterNode(
+            settings.origin_host,
+            settings.origin_realm,
+            (dc.APP_RO,),
+            tx_timeout=settings.tx_seconds,
+            watchdog_interval=settings.watchdog_seconds,
+            reconnect_max=settings.reconnect_max_seconds,
+            accept_unknown_peers=False,
+        )
+        for p in settings.peers:
+            self.node.add_peer(p.peer_config())
+        self.node.register_handler(dc.APP_RO, dc.CMD_RE_AUTH, self._on_rar)
+        self.node.register_handler(dc.APP_RO, dc.CMD_ABORT_SESSION, self._on_asr)
+        self.persist = persist
+        self.checkpoint_seconds = checkpoint_seconds
+        self.sessions: dict[str, RoSession] = {}
+        self._ids = itertools.count(1)
+        self._boot = int(time.time())
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._checkpoint_task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, wait: bool = True) -> None:
+        """Start the node (when owned) and wait up to Tx for a first OCS connection."""
+        self._loop = asyncio.get_running_loop()
+        if self._own_node:
+            await self.node.start()
+        if wait:
+            with contextlib.suppress(TimeoutError):
+                await self.node.wait_for_peer(
+                    self.settings.destination_realm, timeout=self.settings.tx_seconds
+                )
+        if self.persist:
+            self._checkpoint_task = self._loop.create_task(self._checkpoint_loop())
+
+    async def stop(self) -> None:
+        """Close the sessions still open with CCR-T (used units so far), then the node."""
+        if self._checkpoint_task is not None:
+            self._checkpoint_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpoint_task
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for s in self.sessions.values():
+            if s.timer is not None:
+                s.timer.cancel()
+        if self.sessions:
+            log.info("ro_closing_open_sessions", count=len(self.sessions))
+            closing = [self._terminate(s, None) for s in list(self.sessions.values())]
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(*closing, return_exceptions=True), 2 * self.settings.tx_seconds + 1
+                )
+        if self._own_node:
+            await self.node.stop()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None, "RoClient.start() first"
+        return self._loop
+
+    def _new_session_id(self) -> str:
+        # RFC 6733 §8.8: <DiameterIdentity>;<high 32 bits>;<low 32 bits>[;<optional>]
+        return f"{self.settings.origin_host};{self._boot};{next(self._ids)};{os.getpid()}"
+
+    # ------------------------------------------------------------------ API
+
+    async def start_session(
+        self, request: ChargingRequest, on_release: ReleaseCallback | None = None
+    ) -> RoSession:
+        """CCR-Initial; returns the session or raises `ChargingRefused`."""
+        core = CreditControlSession(
+            self._new_session_id(),
+            request,
+            requested_seconds=self.settings.requested_seconds,
+            quota_request_seconds=self.settings.quota_request_seconds,
+            ccfh=_CCFH[self.settings.ccfh],
+        )
+        s = RoSession(self, core, on_release)
+        async with s.lock:
+            cca = await self._transact(s, core.initial(self.loop.time()))
+            if cca is None:
+                if core.ccfh == dc.CCFH_CONTINUE:
+                    core.continue_unmetered()
+                    log.warning("ro_ocs_unreachable_continue", session=core.session_id)
+                    return s
+                core.state = CcState.CLOSED
+                raise ChargingRefused(None, "OCS unreachable")
+            verdict = core.on_answer(cca, self.loop.time())
+            if verdict is not Verdict.GRANTED:
+                core.state = CcState.CLOSED
+                raise ChargingRefused(cca.effective_result)
+            self.sessions[core.session_id] = s
+            self._arm(s)
+            if self.persist:
+                s.doc = store.OpenRoSession(
+                    session_id=core.session_id,
+                    owner=self.settings.origin_host,
+                    subscription_e164=request.subscription_e164,
+                    role_of_node=int(request.role_of_node),
+                    calling=request.calling,
+                    called=request.called,
+                    icid=request.icid,
+                    request_number=core.request_number,
+                    server_host=core.server_host,
+                )
+                await self._persist(store.save, s.doc)
+        return s
+
+    # ------------------------------------------------------------------ transactions
+
+    async def _transact(self, s: RoSession, msg: Message) -> Any:
+        """One CCR with RFC 4006 §5.7 failover; returns a parsed CCA or None (no usable answer)."""
+        core = s.core
+        rtype = _TYPE_NAME.get(codec.value(msg.avps, dc.AVP_CC_REQUEST_TYPE) or 0, "other")
+        avoid: set[str] = set()
+        retransmit = False
+        host = core.server_host
+        for _attempt in range(3):
+            try:
+                ans = await self.node.send_request(
+                    msg,
+                    self.settings.destination_realm,
+                    destination_host=host,
+                    timeout=self.settings.tx_seconds,
+                    avoid_hosts=avoid,
+                    retransmit=retransmit,
+                )
+            except NoRouteError as e:
+                log.warning("ro_no_route", session=core.session_id, error=str(e))
+                RO_CCR.labels(rtype, "no-route").inc()
+                return None
+            except RequestTimeout as e:
+                log.warning("ro_tx_expired", session=core.session_id, peer=e.peer_host or "")
+                RO_CCR.labels(rtype, "timeout").inc()
+                if core.ccfh == dc.CCFH_TERMINATE:
+                    return None
+                avoid.add(e.peer_host or "")
+            else:
+                cca = parse_cca(ans)
+                RO_CCR.labels(rtype, str(cca.effective_result)).inc()
+                if cca.result_code not in (dc.UNABLE_TO_DELIVER, dc.TOO_BUSY):
+                    return cca
+                log.warning("ro_server_failover", session=core.session_id, result=cca.result_code)
+                avoid.add(cca.origin_host or "")
+            retransmit, host = True, None
+        return None
+
+    def _answered(self, s: RoSession) -> None:
+        s.core.answered(self.loop.time())
+        self._arm(s)
+        if s.doc is not None:
+            s.doc.answered_at = store.now_utc()
+            s.write = asyncio.ensure_future(asyncio.to_thread(store.save, s.doc))
+
+    async def _update(self, s: RoSession, only_if_due: bool = False) -> None:
+        async with s.lock:
+            core = s.core
+            if core.state is not CcState.OPEN or core.unmetered:
+                return
+            if only_if_due and core.handle_timer(self.loop.time()) is not TimerAction.UPDATE:
+                return  # another CCR-U (RAR, explicit update) got there first
+            cca = await self._transact(s, core.update(self.loop.time()))
+            if cca is None:
+                if core.ccfh == dc.CCFH_CONTINUE:
+                    core.continue_unmetered()
+                    return
+                core.state = CcState.OPEN
+                reason = "ocs-failure"
+            else:
+                verdict = core.on_answer(cca, self.loop.time())
+                if verdict is Verdict.GRANTED:
+                    self._arm(s)
+                    if s.doc is not None:
+                        s.doc.request_number = core.request_number
+                        s.doc.reported_seconds = core.total_used
+                        if s.write is not None:
+                            with contextlib.suppress(Exception):
+                                await s.write
+                        await self._persist(store.save, s.doc)
+                    return
+                reason = "credit-exhausted"
+        await self._release(s, reason)
+
+    async def _terminate(self, s: RoSession, used_seconds: int | None) -> None:
+        async with s.lock:
+            core = s.core
+            if s.timer is not None:
+                s.timer.cancel()
+                s.timer = None
+            if core.state in (CcState.CLOSED, CcState.PENDING_T, CcState.IDLE):
+                await self._forget(s)
+                return
+            msg = core.termination(self.loop.time(), used_seconds)
+            cca = await self._transact(s, msg)
+            core.state = CcState.CLOSED
+            if cca is None:
+                log.warning("ro_termination_unanswered", session=core.session_id, used=core.total_used)
+            await self._forget(s)
+
+    async def _forget(self, s: RoSession) -> None:
+        self.sessions.pop(s.session_id, None)
+        if s.doc is not None:
+            s.doc = None
+            if s.write is not None:
+                with contextlib.suppress(Exception):
+                    await s.write
+            await self._persist(store.delete, s.session_id)
+
+    async def _persist(self, fn: Callable[..., None], arg: Any) -> None:
+        """A store write; a database failure is logged, never fails the call (charging goes on)."""
+        try:
+            await asyncio.to_thread(fn, arg)
+        except Exception:
+            log.exception("ro_persist_failed", op=fn.__name__)
+
+    async def _release(self, s: RoSession, reason: str) -> None:
+        """Tell the AS to release the call, then close the session with CCR-T."""
+        if s.released:
+            return
+        s.released = True
+        log.info("ro_release", session=s.session_id, reason=reason)
+        if s.on_release is not None:
+            try:
+                r = s.on_release(s, reason)
+                if inspect.isawaitable(r):
+                    await r
+            except Exception:
+                log.exception("ro_release_callback_failed", session=s.session_id)
+        await self._terminate(s, None)
+
+    # ------------------------------------------------------------------ timers
+
+    def _arm(self, s: RoSession) -> None:
+        if s.timer is not None:
+            s.timer.cancel()
+            s.timer = None
+        due = s.core.next_timer()
+        if due is not None:
+            s.timer = self.loop.call_at(due, self._on_timer, s)
+
+    def _on_timer(self, s: RoSession) -> None:
+        s.timer = None
+        action = s.core.handle_timer(self.loop.time())
+        if action is TimerAction.UPDATE:
+            self._background(self._update(s, only_if_due=True))
+        elif action is TimerAction.RELEASE:
+            self._background(self._release(s, "final-unit"))
+        else:
+            self._arm(s)
+
+    def _background(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _checkpoint_loop(self) -> None:
+        """Refresh `checkpoint_at` of answered sessions: after a crash, used ~ checkpoint - answer."""
+        while True:
+            await asyncio.sleep(self.checkpoint_seconds)
+            try:
+                await asyncio.to_thread(store.checkpoint, self.settings.origin_host)
+            except Exception:
+                log.exception("ro_checkpoint_failed")
+
+    # ------------------------------------------------------------------ server-initiated
+
+    def _on_rar(self, req: Message, peer: PeerInfo) -> Message:
+        """RAR (RFC 4006 §5.5): answer, then CCR-U with used units."""
+        sid = codec.value(req.avps, dc.AVP_SESSION_ID)
+        s = self.sessions.get(sid or "")
+        if s is None:
+            return codec.new_answer(req, dc.UNKNOWN_SESSION_ID)
+        self._background(self._update(s))
+        return codec.new_answer(req, dc.SUCCESS)
+
+    def _on_asr(self, req: Message, peer: PeerInfo) -> Message:
+        """ASR (RFC 6733 §8.5): answer, release the call, then CCR-T."""
+        sid = codec.value(req.avps, dc.AVP_SESSION_ID)
+        s = self.sessions.get(sid or "")
+        if s is None:
+            return codec.new_answer(req, dc.UNKNOWN_SESSION_ID)
+        self._background(self._release(s, "abort-session"))
+        return codec.new_answer(req, dc.SUCCESS)
+
+    # ------------------------------------------------------------------ recovery
+
+    async def recover_open_sessions(self) -> int:
+        """Close sessions left open by a previous run of this AS (same Origin-Host) with CCR-T.
+
+        Used units: from the answer time to the last checkpoint, minus what was already reported.
+        """
+        docs = await asyncio.to_thread(store.open_sessions, self.settings.origin_host)
+        closed = 0
+        for doc in docs:
+            if doc.session_id in self.sessions:
+                continue
+            used_total = 0
+            if doc.answered_at is not None:
+                answered = _aware(doc.answered_at)
+                used_total = max(0, math.ceil((_aware(doc.checkpoint_at) - answered).total_seconds()))
+                used_total = max(used_total, doc.reported_seconds)
+            core = CreditControlSession(
+                doc.session_id,
+                ChargingRequest(
+                    doc.subscription_e164, RoleOfNode(doc.role_of_node), doc.calling, doc.called, doc.icid
+                ),
+                state=CcState.OPEN,
+                request_number=doc.request_number,
+                server_host=doc.server_host,
+                total_used=doc.reported_seconds,
+                ccfh=dc.CCFH_RETRY_AND_TERMINATE,
+            )
+            s = RoSession(self, core, None)
+            msg = core.termination(self.loop.time(), used_total, cause=dc.TERMINATION_CAUSE_ADMINISTRATIVE)
+            cca = await self._transact(s, msg)
+            log.info(
+                "ro_recovered_session",
+                session=doc.session_id,
+                used=used_total,
+                result=cca.result_code if cca else None,
+            )
+            if cca is not None:
+                await asyncio.to_thread(store.delete, doc.session_id)
+                closed += 1
+        return closed
+
+
+def _aware(t: dt.datetime) -> dt.datetime:
+    return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)

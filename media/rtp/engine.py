@@ -1,0 +1,279 @@
+"""The asyncio RTP engine: ONE shared 20 ms clock for all streams, one UDP socket per stream.
+
+Why one clock: a timer or task per call costs a loop wake-up per call per 20 ms; one drift-free clock
+(scheduled at ``t0 + n * 20 ms`` with ``loop.call_at``) sends every stream's frame in one pass. When the
+loop falls behind, up to ``MAX_CATCH_UP`` missed ticks are run back to back (every stream still sends one
+frame per period); beyond that the clock re-synchronises and counts the skipped ticks.
+
+Each stream has its own UDP socket from the configured port range (even ports, RFC 3550 §11; RTCP is
+not sent or read). The socket stays unconnected so the source check of :mod:`media.rtp.session` (symmetric
+RTP latching, RFC 4961) sees and counts packets from unexpected sources instead of the kernel dropping
+them silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import socket
+from collections.abc import Callable
+
+import numpy as np
+from prometheus_client import Counter, Gauge, Histogram
+
+from media.audio import g711
+from media.rtp.session import AudioReceived, DigitReceived, PacketDropped, RtpSession
+from secondnum.log import get_logger
+
+log = get_logger(__name__)
+
+PTIME = 0.020
+FRAME = 160
+MAX_CATCH_UP = 5
+
+RTP_DROPPED = Counter("secondnum_media_rtp_dropped_total", "RTP packets dropped", ["reason"])
+RTP_RECEIVED = Counter("secondnum_media_rtp_received_total", "RTP packets accepted")
+RTP_SENT = Counter("secondnum_media_rtp_sent_total", "RTP packets sent")
+RTP_STREAMS = Gauge("secondnum_media_rtp_streams", "Active RTP streams")
+RTP_TICK_LATENESS = Histogram(
+    "secondnum_media_rtp_tick_lateness_seconds", "Lateness of the last packet sent in a clock tick",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1))
+RTP_SKIPPED_TICKS = Counter("secondnum_media_rtp_skipped_ticks_total", "Clock ticks skipped under overload")
+RTP_TIMEOUTS = Counter("secondnum_media_rtp_timeouts_total", "Calls ended for lack of RTP")
+
+
+class NoPortError(RuntimeError):
+    """Every port of the RTP range is in use."""
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, stream: RtpStream) -> None:
+        self.stream = stream
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        self.stream.on_datagram(data, (str(addr[0]), int(addr[1])))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable after the caller left: not our problem, the RTP timeout ends the call.
+        log.debug("rtp_socket_error", port=self.stream.local_port, error=str(exc))
+
+
+class RtpStream:
+    """One call's media: socket, :class:`RtpSession`, outgoing play queue, callbacks into the call."""
+
+    def __init__(self, engine: RtpEngine, session: RtpSession, law: g711.Law, rtp_timeout: float) -> None:
+        self.engine = engine
+        self.session = session
+        self.law: g711.Law = law
+        self.rtp_timeout = rtp_timeout
+        self.local_port = 0
+        self.transport: asyncio.DatagramTransport | None = None
+        self.sending = True
+        self.receiving = True
+        self._queue: collections.deque[bytes] = collections.deque()
+        self._silence = g711.silence(FRAME, law)
+        self.on_audio: Callable[[bytes], None] | None = None
+        """Called with each received frame decoded to 16-bit PCM."""
+        self.on_digit: Callable[[str, str], None] | None = None
+        """Called with (digit, source) for RFC 4733 events."""
+        self.on_play_done: Callable[[], None] | None = None
+        self.on_timeout: Callable[[], None] | None = None
+        self.started_at = 0.0
+        self._timed_out = False
+
+    def set_law(self, law: g711.Law) -> None:
+        """A re-INVITE switched between PCMU and PCMA."""
+        self.law = law
+        self._silence = g711.silence(FRAME, law)
+        self._queue.clear()
+
+    # --- playback --------------------------------------------------------------------------------------
+    def play(self, ulaw: bytes) -> None:
+        """Queue µ-law audio (transcoded for A-law calls); ``on_play_done`` fires when it has been sent."""
+        data = ulaw if self.law == "PCMU" else g711.ulaw_to_alaw(ulaw)
+        rest = len(data) % FRAME
+        if rest:
+            data += self._silence[: FRAME - rest]
+        mv = memoryview(data)
+        self._queue.extend(bytes(mv[i:i + FRAME]) for i in range(0, len(data), FRAME))
+
+    def stop_playback(self) -> None:
+        self._queue.clear()
+
+    @property
+    def playing(self) -> bool:
+        return bool(self._queue)
+
+    # --- clock -----------------------------------------------------------------------------------------
+    def tick(self, now: float) -> bool:
+        """Send one frame; True if a packet went out. Called by the engine's shared clock."""
+        finished = False
+        if self._queue:
+            frame = self._queue.popleft()
+            finished = not self._queue
+        else:
+            frame = self._silence
+        sent = False
+        if self.sending and self.transport is not None:
+            self.transport.sendto(self.session.build(frame), self.session.destination)
+            sent = True
+        else:
+            self.session.skip()
+        if finished and self.on_play_done is not None:
+            self.on_play_done()
+        return sent
+
+    def check_timeout(self, now: float) -> None:
+        if self._timed_out or not self.receiving:
+            return
+        last = self.session.last_received or self.started_at
+        if now - last > self.rtp_timeout:
+            self._timed_out = True
+            RTP_TIMEOUTS.inc()
+            if self.on_timeout is not None:
+                self.on_timeout()
+
+    def hold_changed(self) -> None:
+        """After a direction change: restart the inactivity clock (no timeout while on hold)."""
+        self.started_at = self.engine.now()
+        self.session.last_received = None
+
+    # --- receive ---------------------------------------------------------------------------------------
+    def on_datagram(self, data: bytes, source: tuple[str, int]) -> None:
+        ev = self.session.receive(data, source, self.engine.now())
+        if ev is None:
+            return
+        if isinstance(ev, PacketDropped):
+            RTP_DROPPED.labels(ev.reason).inc()
+            return
+        RTP_RECEIVED.inc()
+        if isinstance(ev, AudioReceived):
+            if self.on_audio is not None and self.receiving:
+                self.on_audio(g711.decode(ev.payload, self.law))
+        elif isinstance(ev, DigitReceived) and self.on_digit is not None:
+            self.on_digit(ev.digit, "rfc4733")
+
+    def close(self) -> None:
+        self.engine.remove(self)
+
+
+class RtpEngine:
+    def __init__(self, host: str = "127.0.0.1", port_min: int = 20000, port_max: int = 20999,
+                 lateness_window: int = 0) -> None:
+        self.host = host
+        self.port_min = port_min + (port_min & 1)
+        self.port_max = port_max
+        self._free: collections.deque[int] = collections.deque(range(self.port_min, port_max + 1, 2))
+        self.streams: list[RtpStream] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._t0 = 0.0
+        self._n = 0
+        self.skipped_ticks = 0
+        self.ticks = 0
+        self.lateness: collections.deque[float] = collections.deque(maxlen=lateness_window or 1)
+        self._record_lateness = lateness_window > 0
+
+    def now(self) -> float:
+        loop = self._loop or asyncio.get_running_loop()
+        return loop.time()
+
+    # --- lifecycle -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._t0 = self._loop.time()
+        self._n = 0
+        self._schedule()
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        for s in list(self.streams):
+            self.remove(s)
+
+    @property
+    def free_ports(self) -> int:
+        return len(self._free)
+
+    async def open(self, session: RtpSession, law: g711.Law, rtp_timeout: float) -> RtpStream:
+        """A stream on a free even port of the range; raises :class:`NoPortError`."""
+        loop = asyncio.get_running_loop()
+        stream = RtpStream(self, session, law, rtp_timeout)
+        for _ in range(len(self._free)):
+            port = self._free.popleft()
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                sock.bind((self.host, port))
+            except OSError:
+                sock.close()
+                self._free.append(port)  # taken by someone else: try it again later
+                continue
+            sock.setblocking(False)
+            transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(stream), sock=sock)
+            stream.transport = transport
+            stream.local_port = port
+            stream.started_at = loop.time()
+            self.streams.append(stream)
+            RTP_STREAMS.set(len(self.streams))
+            return stream
+        raise NoPortError(f"no free RTP port in {self.port_min}-{self.port_max}")
+
+    def remove(self, stream: RtpStream) -> None:
+        if stream in self.streams:
+            self.streams.remove(stream)
+            RTP_STREAMS.set(len(self.streams))
+        if stream.transport is not None:
+            stream.transport.close()
+            stream.transport = None
+            self._free.append(stream.local_port)
+
+    # --- the shared clock ------------------------------------------------------------------------------
+    def _schedule(self) -> None:
+        assert self._loop is not None
+        self._n += 1
+        self._handle = self._loop.call_at(self._t0 + self._n * PTIME, self._tick)
+
+    def _tick(self) -> None:
+        assert self._loop is not None
+        loop_time = self._loop.time
+        due = self._t0 + self._n * PTIME
+        behind = int((loop_time() - due) / PTIME)
+        if behind > MAX_CATCH_UP:
+            # Overloaded: jump the schedule forward rather than bursting many frames per stream.
+            self._n += behind
+            self.skipped_ticks += behind
+            RTP_SKIPPED_TICKS.inc(behind)
+            due = self._t0 + self._n * PTIME
+            behind = 0
+        for k in range(behind + 1):
+            self._run_once(due + k * PTIME, loop_time)
+        self._n += behind
+        self._schedule()
+
+    def _run_once(self, due: float, loop_time: Callable[[], float]) -> None:
+        self.ticks += 1
+        check = self.ticks % 50 == 0
+        now = loop_time()
+        sent = 0
+        for stream in list(self.streams):
+            try:
+                sent += stream.tick(now)
+                if check:
+                    stream.check_timeout(now)
+            except Exception:  # one broken stream must not stop the clock for the others
+                log.exception("rtp_stream_error", port=stream.local_port)
+                self.remove(stream)
+        late = loop_time() - due
+        if late < 0:
+            late = 0.0
+        RTP_TICK_LATENESS.observe(late)
+        if self._record_lateness:
+            self.lateness.append(late)
+        if sent:
+            RTP_SENT.inc(sent)
+
+    def lateness_percentile(self, q: float) -> float:
+        if not self.lateness:
+            return 0.0
+        return float(np.percentile(np.fromiter(self.lateness, float), q))

@@ -1,0 +1,54 @@
+"""``[media]`` settings: embedded loopback defaults, every value overridable (``SECONDNUM_MEDIA__KEY``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Literal
+
+
+@dataclasses.dataclass(frozen=True)
+class MediaSettings:
+    sip_host: str = "127.0.0.1"
+    sip_port: int = 5070
+    """UDP and TCP on the same port."""
+    trusted_sources: list[str] = dataclasses.field(default_factory=lambda: ["127.0.0.1"])
+    """Source IPs allowed to send INVITEs (the AS); empty list = any (lab use only)."""
+    rtp_host: str = "127.0.0.1"
+    rtp_port_min: int = 20000
+    rtp_port_max: int = 20999
+    rtp_timeout: float = 30.0
+    """Seconds without RTP from the caller (not on hold) before the call is ended with BYE."""
+    api_host: str = "127.0.0.1"
+    api_port: int = 8082
+    api_tokens: list[str] = dataclasses.field(default_factory=list)
+    max_calls: int = 500
+    prompt_dir: Path = Path("var/prompts")
+    tts_engine: Literal["espeak", "gtts"] = "espeak"
+    espeak_voice: str = "en-us"
+    espeak_speed: int = 150
+    gtts_lang: str = "en"
+    gtts_tld: str = "com"
+    gtts_timeout: float = 5.0
+    max_message_length: float = 180.0
+    min_message_length: float = 1.0
+    silence_timeout: float = 8.0
+    silence_threshold: int = 300
+    """RMS (16-bit scale) below which a 20 ms frame counts as silence."""
+    max_greeting_length: float = 60.0
+    max_messages: int = 100
+    """Default mailbox capacity (a mailbox document may set its own)."""
+    digit_timeout: float = 8.0
+    """Seconds the menu waits for a key after a prompt before repeating it."""
+    session_expires: int = 1800
+    refer_timeout: float = 60.0
+    refer_bye_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not 1024 <= self.rtp_port_min <= self.rtp_port_max <= 65534:
+            raise ValueError("rtp_port_min..rtp_port_max must be a range within 1024..65534")
+        if self.min_message_length < 0 or self.max_message_length <= self.min_message_length:
+            raise ValueError("need 0 <= min_message_length < max_message_length")
+        for name in ("rtp_timeout", "silence_timeout", "gtts_timeout", "digit_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")

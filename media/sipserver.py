@@ -1,0 +1,424 @@
+"""The media server's SIP side (a UAS on ``secondnum.sip``): INVITE → SDP answer → :class:`Call`; in-dialog
+BYE, re-INVITE/UPDATE, INFO, NOTIFY; REFER is sent from the call. The interface is in ``media/README.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import random
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from prometheus_client import Counter, Gauge
+
+from media.audio import g711, tones
+from media.call import App, Call, Release
+from media.ivr.access import AccessApp
+from media.ivr.deposit import DepositApp
+from media.ivr.simple import AnnouncementApp
+from media.prompts.cache import PromptCache
+from media.prompts.catalog import PHRASES
+from media.rtp.engine import NoPortError, RtpEngine, RtpStream
+from media.rtp.session import RtpSession
+from media.settings import MediaSettings
+from media.store.voicemail import VoicemailStore
+from secondnum.identity import IdentityError, canonical, normalise_e164
+from secondnum.log import get_logger
+from secondnum.sdp import (
+    AudioNegotiation,
+    SdpError,
+    SessionDescription,
+    accept_answer,
+    answer_audio,
+    make_audio_offer,
+    parse_sdp,
+)
+from secondnum.sip import (
+    Dialog,
+    DialogState,
+    IncomingRequest,
+    SipEndpoint,
+    SipError,
+    SipRequest,
+)
+
+log = get_logger(__name__)
+
+SERVICES = ("vm-deposit", "vm-access")
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, NOTIFY"
+MIN_SE = 90
+SUPPORTED_EXTENSIONS = {"timer"}
+
+CALLS = Gauge("secondnum_media_calls", "Calls in progress", ["service"])
+INVITES = Counter("secondnum_media_invites_total", "INVITEs answered", ["status"])
+
+_DTMF_RELAY_RE = re.compile(r"^\s*signal\s*=\s*([0-9A-D*#])\s*$", re.I | re.M)
+_SIPFRAG_RE = re.compile(r"^\s*SIP/2\.0\s+(\d{3})")
+
+
+def _warning(host: str, code: int, text: str) -> tuple[str, str]:
+    return ("Warning", f'{code} {host} "{text}"')
+
+
+class MediaServer:
+    def __init__(self, settings: MediaSettings, store: VoicemailStore, prompts: PromptCache,
+                 engine: RtpEngine) -> None:
+        self.settings = settings
+        self.store = store
+        self.prompts = prompts
+        self.engine = engine
+        self.endpoint = SipEndpoint(self.handle, host=settings.sip_host, port=settings.sip_port,
+                                    user_agent="secondnum-media")
+        self.calls: dict[str, Call] = {}
+        self.draining = False
+        self._rng = random.SystemRandom()
+        self._beep = g711.encode(tones.beep(), "PCMU")
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.spool_dir = Path(settings.prompt_dir).parent / "spool"
+
+    async def start(self) -> None:
+        await self.endpoint.start()
+
+    async def close(self) -> None:
+        for call in list(self.calls.values()):
+            call.queue.put_nowait(Release("shutdown"))
+        if self.calls:
+            await asyncio.wait([asyncio.ensure_future(c.done.wait()) for c in self.calls.values()],
+                               timeout=5)
+        await self.endpoint.close()
+
+    def loop_time(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def clip(self, text: str) -> bytes:
+        found = self.prompts.cached(text)
+        if found is not None:
+            return found
+        log.warning("prompt_not_prerendered", text=text[:40])
+        return await asyncio.to_thread(self.prompts.get, text)
+
+    def forget(self, call: Call) -> None:
+        if self.calls.pop(call.call_id, None) is not None:
+            CALLS.labels(call.service).dec()
+        self.endpoint.dialogs.remove(call.dialog)
+
+    def spool_message(self, mailbox: str, caller: str, audio: bytes, received_at: dt.datetime,
+                      call_id: str) -> Path:
+        """Last resort when the database stays unreachable: keep the message on disk for re-import."""
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        base = self.spool_dir / f"{received_at:%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
+        base.with_suffix(".ul").write_bytes(audio)
+        meta = {"mailbox": mailbox, "caller": caller, "received_at": received_at.isoformat(),
+                "call_id": call_id}
+        base.with_suffix(".json").write_text(json.dumps(meta))
+        return base
+
+    def import_spool(self) -> int:
+        """Move spooled messages into the store (blocking; run at start-up)."""
+        count = 0
+        if not self.spool_dir.exists():
+            return 0
+        for meta_path in sorted(self.spool_dir.glob("*.json")):
+            meta = json.loads(meta_path.read_text())
+            audio_path = meta_path.with_suffix(".ul")
+            self.store.add_message(meta["mailbox"], meta["caller"], audio_path.read_bytes(),
+                                   dt.datetime.fromisoformat(meta["received_at"]), meta["call_id"])
+            audio_path.unlink()
+            meta_path.unlink()
+            count += 1
+        return count
+
+    # --- request dispatch ----------------------------------------------------------------------------
+    async def handle(self, inc: IncomingRequest) -> None:
+        req = inc.request
+        if inc.dialog is not None:
+            await self._in_dialog(inc)
+            return
+        if req.method == "INVITE":
+            await self._invite(inc)
+        elif req.method == "OPTIONS":
+            inc.respond(200, headers=[("Allow", ALLOW), ("Accept", "application/sdp")])
+        elif req.method == "ACK":
+            return
+        else:
+            inc.respond(405, headers=[("Allow", ALLOW)])
+
+    async def _invite(self, inc: IncomingRequest) -> None:
+        req = inc.request
+        host = self.endpoint.local_address[0]
+        trusted = self.settings.trusted_sources
+        if trusted and inc.source[0] not in trusted:
+            log.warning("invite_untrusted_source", src=inc.source[0], call_id=req.call_id)
+            self._reject(inc, 403)
+            return
+        if self.draining or len(self.calls) >= self.settings.max_calls:
+            self._reject(inc, 503, [("Retry-After", "30")])
+            return
+        unsupported = [o for o in req.require if o not in SUPPORTED_EXTENSIONS]
+        if unsupported:
+            self._reject(inc, 420, [("Unsupported", ", ".join(unsupported))])
+            return
+        service = req.uri.user or ""
+        if service not in SERVICES:
+            self._reject(inc, 404)
+            return
+        try:
+            mailbox = normalise_e164(req.uri.params.get("mailbox") or "")
+        except IdentityError:
+            self._reject(inc, 400, [_warning(host, 399, "mailbox parameter missing or not E.164")])
+            return
+        session_expires, refresher_required = self._session_expires(req)
+        if session_expires is not None and session_expires < MIN_SE:
+            self._reject(inc, 422, [("Min-SE", str(MIN_SE))])
+            return
+        offer: SessionDescription | None = None
+        try:
+            if req.body:
+                offer = parse_sdp(req.body)
+                probe = answer_audio(offer, local_host=self.settings.rtp_host, local_port=9,
+                                     session_id="0")
+            else:
+                probe = None
+        except SdpError as exc:
+            log.info("invite_not_acceptable", call_id=req.call_id, error=str(exc))
+            self._reject(inc, 488, [_warning(host, 305, "Incompatible media format")])
+            return
+        law: g711.Law = "PCMU" if probe is None else ("PCMA" if probe.codec.encoding.upper() == "PCMA"
+                                                        else "PCMU")
+        pt = 0 if probe is None else probe.codec.payload_type
+        te = 101 if probe is None else probe.telephone_event_pt
+        remote = ("0.0.0.0", 0) if probe is None else (probe.remote_host, probe.remote_port)
+        try:
+            stream = await self.engine.open(RtpSession(pt, te, remote), law, self.settings.rtp_timeout)
+        except NoPortError:
+            log.error("rtp_ports_exhausted", call_id=req.call_id)
+            self._reject(inc, 503, [("Retry-After", "5")])
+            return
+        session_id = str(self._rng.getrandbits(40))
+        if offer is not None:
+            neg = answer_audio(offer, local_host=self.settings.rtp_host, local_port=stream.local_port,
+                               session_id=session_id)
+            self._apply(stream_owner=None, stream=stream, neg=neg)
+            body = neg.answer.encode()
+        else:
+            body = make_audio_offer(local_host=self.settings.rtp_host, local_port=stream.local_port,
+                                    session_id=session_id).encode()
+            stream.sending = False  # nothing to send to until the ACK brings the answer
+        headers: list[tuple[str, str]] = [("Allow", ALLOW), ("Supported", "timer")]
+        if session_expires is not None:
+            headers.append(("Session-Expires", f"{session_expires};refresher=uac"))
+            if refresher_required:
+                headers.append(("Require", "timer"))
+        local_contact = self.endpoint.local_contact(service, inc.transport)
+        try:
+            dialog = Dialog.from_uas(req, inc.to_tag, local_contact, DialogState.CONFIRMED)
+        except SipError as exc:
+            stream.close()
+            self._reject(inc, 400, [_warning(host, 399, str(exc))])
+            return
+        caller = self._caller(req)
+        network_auth = (req.uri.params.get("auth") == "network"
+                        or (req.headers.get("X-Secondnum-Auth") or "").strip().lower() == "network")
+        call = Call(self, dialog, stream, service=service, mailbox=mailbox, caller=caller,
+                    network_auth=network_auth, call_id=req.call_id)
+        call.offer_sdp = None if offer is not None else body
+        call.session_id = session_id
+        dialog.user_data = call
+        self.endpoint.dialogs.add(dialog)
+        self.calls[req.call_id] = call
+        CALLS.labels(service).inc()
+        inc.respond(200, headers=headers, body=body, content_type="application/sdp")
+        INVITES.labels("200").inc()
+        log.info("call_answered", call_id=req.call_id, service=service, mailbox=mailbox, caller=caller,
+                 codec=law, rtp_port=stream.local_port, network_auth=network_auth)
+        try:
+            ack = await inc.wait_ack()
+        except SipError:
+            log.warning("call_no_ack", call_id=req.call_id)
+            await call.run(_const(AnnouncementApp(reason="no_ack")))
+            return
+        if offer is None and ack.body:
+            self._on_sdp_answer(call, ack.body)
+        call.arm_session_timer(session_expires)
+        await call.run(lambda: self._make_app(call))
+
+    def _reject(self, inc: IncomingRequest, status: int,
+                headers: list[tuple[str, str]] | None = None) -> None:
+        INVITES.labels(str(status)).inc()
+        inc.respond(status, headers=headers or [])
+
+    @staticmethod
+    def _session_expires(req: SipRequest) -> tuple[int | None, bool]:
+        """RFC 4028 §9: the interval we answer with, and whether the UAC supports timers (Require)."""
+        raw = req.headers.get("Session-Expires") or req.headers.get("x")
+        if raw is None:
+            return None, False
+        try:
+            value = int(raw.split(";", 1)[0].strip())
+        except ValueError:
+            return None, False
+        min_se_raw = req.headers.get("Min-SE")
+        if min_se_raw:
+            with contextlib.suppress(ValueError):
+                value = max(value, int(min_se_raw.split(";", 1)[0].strip()))
+        return value, "timer" in req.supported
+
+    @staticmethod
+    def _caller(req: SipRequest) -> str:
+        try:
+            ids = req.p_asserted_identity
+            source = str(ids[0].uri) if ids else str(req.from_.uri)
+            if "anonymous" in source.lower():
+                return "anonymous"
+            return canonical(source)
+        except (IdentityError, SipError, ValueError):
+            return "anonymous"
+
+    async def _make_app(self, call: Call) -> App:
+        store = self.store
+        settings = self.settings
+        if call.service == "vm-deposit":
+            full, greeting = await asyncio.to_thread(
+                lambda: (store.is_full(call.mailbox), store.greeting(call.mailbox)))
+            return DepositApp(call.mailbox, greeting=greeting, full=full, beep=self._beep,
+                              max_seconds=settings.max_message_length,
+                              min_seconds=settings.min_message_length)
+        box = await asyncio.to_thread(store.box, call.mailbox)
+        if box.locked or ((box.require_pin or not call.network_auth) and not box.pin_hash):
+            return AnnouncementApp(PHRASES["mailbox_locked"], reason="locked")
+        new = await asyncio.to_thread(store.list_messages, call.mailbox, "new")
+        saved = await asyncio.to_thread(store.list_messages, call.mailbox, "saved")
+        return AccessApp(new, saved, pin_required=bool(box.require_pin or not call.network_auth),
+                         digit_timeout=settings.digit_timeout,
+                         max_greeting_seconds=settings.max_greeting_length, beep=self._beep)
+
+    # --- in-dialog requests --------------------------------------------------------------------------
+    async def _in_dialog(self, inc: IncomingRequest) -> None:
+        req = inc.request
+        call = inc.dialog.user_data if inc.dialog is not None else None
+        if not isinstance(call, Call):
+            if req.method != "ACK":
+                inc.respond(481)
+            return
+        method = req.method
+        if method == "ACK":
+            if req.body and call.offer_sdp:
+                self._on_sdp_answer(call, req.body)
+        elif method == "BYE":
+            inc.respond(200)
+            call.on_remote_bye()
+        elif method in ("INVITE", "UPDATE"):
+            self._refresh(inc, call)
+        elif method == "INFO":
+            self._info(inc, call)
+        elif method == "NOTIFY":
+            self._notify(inc, call)
+        elif method == "OPTIONS":
+            inc.respond(200, headers=[("Allow", ALLOW)])
+        else:
+            inc.respond(405, headers=[("Allow", ALLOW)])
+
+    def _refresh(self, inc: IncomingRequest, call: Call) -> None:
+        """re-INVITE/UPDATE (RFC 3261 §14.2, RFC 3311): new offer → new answer; also a session refresh."""
+        req = inc.request
+        call.sdp_version += 1
+        headers: list[tuple[str, str]] = [("Allow", ALLOW), ("Supported", "timer")]
+        session_expires, _ = self._session_expires(req)
+        if session_expires is not None:
+            headers.append(("Session-Expires", f"{session_expires};refresher=uac"))
+        call.arm_session_timer(session_expires)
+        body = b""
+        if req.body:
+            try:
+                neg = answer_audio(parse_sdp(req.body), local_host=self.settings.rtp_host,
+                                   local_port=call.stream.local_port, session_id=call.session_id,
+                                   session_version=call.sdp_version)
+            except SdpError:
+                inc.respond(488, headers=[_warning(self.endpoint.local_address[0], 305,
+                                                   "Incompatible media format")])
+                return
+            self._apply(stream_owner=call, stream=call.stream, neg=neg)
+            body = neg.answer.encode()
+        elif req.method == "INVITE":
+            body = make_audio_offer(
+                local_host=self.settings.rtp_host, local_port=call.stream.local_port,
+                session_id=call.session_id, session_version=call.sdp_version).encode()
+            call.offer_sdp = body
+        inc.respond(200, headers=headers, body=body, content_type="application/sdp" if body else None)
+
+    @staticmethod
+    def _apply(stream_owner: Call | None, stream: RtpStream, neg: AudioNegotiation) -> None:
+        law: g711.Law = "PCMA" if neg.codec.encoding.upper() == "PCMA" else "PCMU"
+        if law != stream.law:
+            stream.set_law(law)
+        stream.session.update_remote((neg.remote_host, neg.remote_port), neg.codec.payload_type,
+                                     neg.telephone_event_pt)
+        was_receiving = stream.receiving
+        stream.sending = neg.direction in ("sendrecv", "sendonly") and neg.remote_port != 0
+        stream.receiving = neg.direction in ("sendrecv", "recvonly")
+        if stream_owner is not None and stream.receiving != was_receiving:
+            stream.hold_changed()
+
+    def _on_sdp_answer(self, call: Call, body: bytes) -> None:
+        if call.offer_sdp is None:
+            return  # already taken (the ACK reaches both the INVITE handler and the dialog handler)
+        try:
+            offer = parse_sdp(call.offer_sdp)
+            neg = accept_answer(offer, parse_sdp(body))
+        except SdpError as exc:
+            log.warning("bad_sdp_answer", call_id=call.call_id, error=str(exc))
+            call.queue.put_nowait(Release("bad_sdp_answer"))
+            return
+        call.offer_sdp = None
+        self._apply(stream_owner=call, stream=call.stream, neg=neg)
+
+    def _info(self, inc: IncomingRequest, call: Call) -> None:
+        """SIP INFO DTMF: ``application/dtmf-relay`` (``Signal=5``) or ``application/dtmf`` (``5``)."""
+        ctype = (inc.request.content_type or "").split(";", 1)[0].strip().lower()
+        text = inc.request.body.decode(errors="replace")
+        digit: str | None = None
+        if ctype == "application/dtmf-relay":
+            m = _DTMF_RELAY_RE.search(text)
+            digit = m.group(1).upper() if m else None
+        elif ctype == "application/dtmf":
+            stripped = text.strip().upper()
+            digit = stripped if len(stripped) == 1 and stripped in "0123456789*#ABCD" else None
+        elif not inc.request.body:
+            inc.respond(200)
+            return
+        else:
+            inc.respond(415, headers=[("Accept", "application/dtmf-relay, application/dtmf")])
+            return
+        if digit is None:
+            inc.respond(400, headers=[_warning(self.endpoint.local_address[0], 399, "bad DTMF body")])
+            return
+        inc.respond(200)
+        call.on_digit(digit, "info")
+
+    def _notify(self, inc: IncomingRequest, call: Call) -> None:
+        """NOTIFY of our REFER (RFC 3515 §2.4.4): the sipfrag's status line tells how the call went."""
+        req = inc.request
+        event = req.event
+        if event is None or event.package.lower() != "refer":
+            inc.respond(489)
+            return
+        inc.respond(200)
+        m = _SIPFRAG_RE.match(req.body.decode(errors="replace"))
+        if m is None:
+            return
+        status = int(m.group(1))
+        log.info("refer_progress", call_id=call.call_id, status=status)
+        if status >= 200:
+            call.on_refer_status(status)
+
+
+def _const(app: App) -> Callable[[], Awaitable[App]]:
+    async def make() -> App:
+        return app
+
+    return make

@@ -1,0 +1,47 @@
+"""Small helpers shared by the AS integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+
+from as_sipp import Sipp
+from as_stack import DID, PSTN_CALLER, Stack
+
+from appserver.cdr import Cdr
+
+
+def caller_keys(stack: Stack, caller: str = PSTN_CALLER, pai: str | None = None) -> dict[str, str]:
+    return {
+        "did": DID,
+        "caller": caller,
+        "pai": pai or caller,
+        "odi_port": str(stack.scscf_port),
+        "icid": "icid-test",
+    }
+
+
+async def run_all(*procs: Sipp, timeout: float = 90) -> list[int]:
+    """Exit codes of every SIPp; once one fails the others are stopped soon after (no 60 s timeouts)."""
+    tasks = [asyncio.create_task(p.wait(timeout)) for p in procs]
+    for fut in asyncio.as_completed(tasks):
+        if await fut != 0:
+            await asyncio.sleep(2)
+            for p in procs:
+                p.kill()
+            break
+    return [await t for t in tasks]
+
+
+def explain(*procs: Sipp) -> str:
+    return "\n".join(p.diagnostics() for p in procs)
+
+
+async def cdrs(did: str = DID, count: int = 1, timeout: float = 10) -> list[Cdr]:
+    """The CDRs of ``did`` once ``count`` of them are written (they are written when a call ends)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        docs = await asyncio.to_thread(lambda: list(Cdr.objects(did=did)))
+        if len(docs) >= count or loop.time() > deadline:
+            return docs
+        await asyncio.sleep(0.05)

@@ -1,0 +1,57 @@
+"""Fixtures for hss_adapter integration tests: the provisioning API on a real socket over SecantusDB."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from hss_adapter.api.app import build_app
+from hss_adapter.models import ensure_indexes
+from hss_adapter.settings import ApiSettings
+from secondnum.http import bound_port, serve
+
+TOKEN = "test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+class Api:
+    """A small client for the provisioning API under test."""
+
+    def __init__(self, base: str, session: aiohttp.ClientSession, app: web.Application) -> None:
+        self.base, self.session, self.app = base, session, app
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        json: object = None,
+        *,
+        data: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, object, str]:
+        hdrs = {**AUTH, **(headers or {})}
+        async with self.session.request(method, self.base + path, json=json, data=data, headers=hdrs) as r:
+            text = await r.text()
+            body = await r.json(content_type=None) if text else None
+            return r.status, body, r.content_type
+
+
+@pytest.fixture
+def database_name(mongo_uri: str) -> str:
+    return os.environ["SECONDNUM_TEST_DB"]
+
+
+@pytest.fixture
+async def api(mongo_uri: str) -> AsyncIterator[Api]:
+    ensure_indexes()
+    app = build_app(ApiSettings(port=0, tokens=[TOKEN]))
+    runner = await serve(app, "127.0.0.1", 0)
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield Api(f"http://127.0.0.1:{bound_port(runner)}", session, app)
+    finally:
+        await runner.cleanup()
