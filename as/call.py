@@ -249,7 +249,7 @@ class Call:
         self.record.end_reason = self.release_reason or self.record.end_reason
         if self.record.answer_at is not None and self.record.disposition is Disposition.FAILED:
             self.record.disposition = Disposition.ANSWERED
-        await self.server.write_cdr(self.record)
+        self.server.write_cdr(self.record)
 
     async def wait_end(self, limit: float) -> None:
         with contextlib.suppress(TimeoutError):

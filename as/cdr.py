@@ -8,6 +8,7 @@ are the used seconds reported in CCR-Update/Termination (RFC 4006 §8.19 Used-Se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import enum
@@ -15,7 +16,11 @@ from typing import Any
 
 import mongoengine as me
 
+from secondnum.log import get_logger
+
 CDRS = "cdrs"
+
+log = get_logger(__name__)
 
 
 class Disposition(enum.StrEnum):
@@ -167,10 +172,79 @@ def to_raw(rec: CallRecord) -> dict[str, Any]:
     }
 
 
-def _insert(raw: dict[str, Any]) -> None:
-    Cdr._get_collection().insert_one(raw)
+def _insert_many(raws: list[dict[str, Any]]) -> None:
+    Cdr._get_collection().insert_many(raws, ordered=False)
 
 
 async def save(rec: CallRecord) -> None:
-    """Write the CDR once, when the call has ended (off the event loop: pymongo is blocking)."""
-    await asyncio.to_thread(_insert, to_raw(rec))
+    """Write one CDR now (off the event loop: pymongo is blocking)."""
+    await asyncio.to_thread(_insert_many, [to_raw(rec)])
+
+
+class CdrWriter:
+    """Writes CDRs in batches from one task, so CDR inserts never queue ahead of call set-up work.
+
+    Calls hand their record over with :meth:`submit` (no waiting); the writer inserts whatever has
+    accumulated in one ``insert_many`` per round trip. A failed batch is logged and retried after
+    ``retry_seconds`` (bounded by ``max_pending`` records; beyond it the oldest are dropped and counted),
+    so a database outage never blocks or crashes call handling. :meth:`close` flushes what is left.
+    """
+
+    def __init__(self, batch: int = 200, max_pending: int = 100_000, retry_seconds: float = 1.0) -> None:
+        self.batch = batch
+        self.max_pending = max_pending
+        self.retry_seconds = retry_seconds
+        self.pending: list[dict[str, Any]] = []
+        self.written = 0
+        self.dropped = 0
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def submit(self, rec: CallRecord) -> None:
+        self.pending.append(to_raw(rec))
+        if len(self.pending) > self.max_pending:
+            self.dropped += len(self.pending) - self.max_pending
+            log.error("cdr_backlog_dropped", dropped=self.dropped)
+            del self.pending[: len(self.pending) - self.max_pending]
+        self._idle.clear()
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self.pending:
+                chunk = self.pending[: self.batch]
+                try:
+                    await asyncio.to_thread(_insert_many, chunk)
+                except Exception:
+                    log.exception("cdr_write_failed", count=len(chunk))
+                    if self._closing:
+                        return
+                    await asyncio.sleep(self.retry_seconds)
+                    continue
+                del self.pending[: len(chunk)]
+                self.written += len(chunk)
+            self._idle.set()
+
+    async def flush(self, timeout: float = 10.0) -> None:
+        """Wait until everything submitted so far is written (or ``timeout``)."""
+        if self._task is None:
+            return
+        self._wake.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+
+    async def close(self, timeout: float = 10.0) -> None:
+        await self.flush(timeout)
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

@@ -17,7 +17,7 @@ import ipaddress
 from collections.abc import Iterable
 
 from secondnum.identity import IdentityError, canonical
-from secondnum.sip.errors import BadHeaderError
+from secondnum.sip.errors import SipParseError
 from secondnum.sip.fields import PChargingVector
 from secondnum.sip.message import SipRequest
 from secondnum.sip.uri import NameAddr, SipURI
@@ -101,19 +101,26 @@ def split_route(routes: list[NameAddr], own: Iterable[SipURI]) -> tuple[NameAddr
 
 def classify(request: SipRequest, source_host: str, trusted: TrustedPeers,
              own: Iterable[SipURI]) -> IscRequest:
-    """Analyse an initial INVITE; raises :class:`IscRejectedError` (403 for an untrusted source)."""
+    """Analyse an initial INVITE; raises :class:`IscRejectedError` (403 for an untrusted source).
+
+    Header values are parsed lazily by the SIP stack, so a malformed one (including a URI inside a
+    name-addr) surfaces here as :class:`BadHeaderError` and is answered 400 naming the header.
+    """
     if source_host not in trusted:
         raise IscRejectedError(403, "Forbidden", "isc_untrusted_source",
                                f"source {source_host} is not an S-CSCF")
     try:
-        served = request.p_served_user
-        routes = request.route
-        pai_list = request.p_asserted_identity
-        pcv = request.p_charging_vector
-        ruri = request.uri
-    except BadHeaderError as exc:
+        return _classify(request, own)
+    except SipParseError as exc:
         raise IscRejectedError(400, "Bad Request", "isc_bad_header", str(exc)) from None
-    ours, rest = split_route(routes, own)
+
+
+def _classify(request: SipRequest, own: Iterable[SipURI]) -> IscRequest:
+    served = request.p_served_user
+    pai_list = request.p_asserted_identity
+    pcv = request.p_charging_vector
+    ruri = request.uri
+    ours, rest = split_route(request.route, own)
     if served is not None and served.sescase in ("orig", "term"):
         case = SessionCase(served.sescase)
     elif ours is not None and "orig" in ours.uri.params:

@@ -69,9 +69,10 @@ class AppServer:
         self.idle = asyncio.Event()
         self.idle.set()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.cdr_writes = 0
+        self.cdrs = cdr.CdrWriter()
 
     async def start(self) -> None:
+        self.cdrs.start()
         await self.ep.start()
         host, port = self.ep.local_address
         own = SipURI("sip", None, host, port)
@@ -83,6 +84,7 @@ class AppServer:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.ep.close()
+        await self.cdrs.close()
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -129,7 +131,12 @@ class AppServer:
             inc.respond(503, headers=[("Retry-After", str(self.settings.retry_after))])
             return
         did = _did_key(isc.served_uri, isc.served_user)
-        record = self._record(inc, did, isc.asserted_id)
+        try:
+            record = self._record(inc, did, isc.asserted_id)
+        except SipError as exc:  # e.g. a From URI that only parses lazily, now
+            log.warning("isc_bad_header", call_id=inc.request.headers.get("call-id"), detail=str(exc))
+            inc.respond(400)
+            return
         call = Call(self, inc, isc, record)
         self.calls.add(call)
         self.idle.clear()
@@ -173,7 +180,7 @@ class AppServer:
         caller = asserted or _safe_canonical(str(req.from_.uri))
         return CallRecord(icid=icid, did=served, caller=caller, called=served, transport=inc.transport)
 
-    async def write_cdr(self, record: CallRecord) -> None:
+    def write_cdr(self, record: CallRecord) -> None:
         if record.flow is Flow.FORWARD and record.disposition is Disposition.FAILED and record.status in (
                 403, 404, 603):
             record.flow = Flow.REJECTED
@@ -182,10 +189,9 @@ class AppServer:
             record.disposition = Disposition.REJECTED
         CALLS.labels(record.flow.value, record.disposition.value).inc()
         try:
-            await cdr.save(record)
-            self.cdr_writes += 1
-        except Exception:
-            log.exception("cdr_write_failed", icid=record.icid, did=record.did)
+            self.cdrs.submit(record)
+        except Exception:  # a CDR must never crash call handling
+            log.exception("cdr_submit_failed", icid=record.icid, did=record.did)
 
     # --- drain ---------------------------------------------------------------------------------------
     async def drain(self, limit: float) -> None:
@@ -197,6 +203,7 @@ class AppServer:
             call.release("drain", DRAIN_REASON)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.idle.wait(), 10)
+        await self.cdrs.flush()
 
 
 def _safe_canonical(identity: str) -> str:

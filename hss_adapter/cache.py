@@ -220,15 +220,16 @@ class ProfileCache:
         if coll == ACCOUNTS:
             self._refresh_account(doc_id)
         elif coll == ALIASES:
-            owners = {self._alias_owner.get(doc_id)}
+            # The alias may have moved or gone: refresh the account it belonged to and the one it names now.
+            owners: set[ObjectId] = set()
+            previous = self._alias_owner.pop(doc_id, None)
+            if previous is not None:
+                owners.add(previous)
             alias = self._db[ALIASES].find_one({"_id": doc_id})
-            if alias is None:
-                self._alias_owner.pop(doc_id, None)
-            else:
+            if alias is not None:
                 self._alias_owner[doc_id] = alias["account"]
                 owners.add(alias["account"])
-            for owner in owners - {None}:
-                assert owner is not None
+            for owner in owners:
                 self._refresh_account(owner)
 
     def _refresh_account(self, account_id: ObjectId) -> None:

@@ -62,7 +62,10 @@ class FollowMeTarget:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class TimeWindow:
-    """Follow-me applies only inside this weekly window (local time of ``timezone``)."""
+    """Follow-me applies only inside this weekly window (local time of ``timezone``, an IANA zone name).
+
+    ``start == end`` means whole days; ``end < start`` runs past midnight into the next day.
+    """
 
     days: frozenset[int]
     start: dt.time
@@ -77,7 +80,9 @@ class TimeWindow:
             zone = dt.UTC
         local = when.astimezone(zone)
         now, day = local.time(), local.weekday()
-        if self.start <= self.end:
+        if self.start == self.end:  # whole days
+            return day in self.days
+        if self.start < self.end:
             return day in self.days and self.start <= now < self.end
         if now >= self.start:
             return day in self.days

@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 from collections.abc import Mapping
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import mongoengine as me
 from bson import ObjectId
@@ -82,6 +83,12 @@ def _follow_me(data: Mapping[str, Any]) -> FollowMeDoc:
         for i, t in enumerate(data.get("targets", []))
     ]
     window = data.get("time_window")
+    if window:
+        try:
+            ZoneInfo(window.get("timezone", "UTC"))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidError("follow_me.time_window.timezone",
+                               f"unknown time zone {window.get('timezone')!r} (use an IANA name)") from None
     return FollowMeDoc(
         targets=targets,
         ring_order=data.get("ring_order", "sequential"),

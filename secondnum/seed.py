@@ -9,8 +9,6 @@ is asked to seed its side through a hook below.
 from __future__ import annotations
 
 import asyncio
-import importlib
-import inspect
 from typing import Any
 
 from secondnum.log import get_logger
@@ -57,23 +55,12 @@ async def seed_demo_data(ctx: RunContext) -> None:
 
     ensure_connection(ctx.mongo_uri, ctx.mongo_database)
     created = await asyncio.to_thread(_seed_subscriber)
-    log.info("seed_subscriber", did=DEMO_DID, created=created)
+    log.info("seed_subscriber", did=DEMO_DID, account_created=created)
     await _seed_charging(ctx)
 
 
 async def _seed_charging(ctx: RunContext) -> None:
-    # --- charging hook (owned by the charging helper) ---------------------------------------------------
-    # Calls charging.ocs.seed.seed_demo_balance(ctx, did) when that function exists (sync or async).
-    # TODO(lead): confirm the final name/signature with charging/README.md once the OCS seeding lands.
-    try:
-        module = importlib.import_module("charging.ocs.seed")
-    except ModuleNotFoundError:
-        log.info("seed_charging_skipped", reason="charging.ocs.seed not available")
-        return
-    seed_balance = getattr(module, "seed_demo_balance", None)
-    if seed_balance is None:
-        log.info("seed_charging_skipped", reason="charging.ocs.seed.seed_demo_balance missing")
-        return
-    result = seed_balance(ctx, DEMO_DID)
-    if inspect.isawaitable(result):
-        await result
+    # --- charging hook: balances and tariffs belong to the charging component (charging/README.md) ---------
+    from charging.ocs.seed import seed_demo_balance
+
+    await seed_demo_balance(ctx, DEMO_DID)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 
@@ -45,11 +44,3 @@ def mongo_uri(mongo_server: str) -> Iterator[str]:
     finally:
         mongoengine.disconnect()
         os.environ.pop("SECONDNUM_TEST_DB", None)
-
-
-def require_binary(name: str) -> str:
-    """The path of a system tool the test needs; fails (not skips) when absent: CI installs it."""
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"'{name}' is not installed; run ./dev test (it installs the system packages)")
-    return path

@@ -224,7 +224,14 @@ async def _update_section(request: web.Request, section: str, schema: str, merge
                                field="body")
         body = merge_patch(settings[section], body)
     settings[section] = validate(schema, body)
-    profile = await _db(store.replace_account, did, settings)
+    try:
+        profile = await _db(store.replace_account, did, settings)
+    except ProblemError as exc:
+        # Name the member as it appears in this sub-resource's body, like schema violations do.
+        field = exc.extra.get("field", "")
+        if isinstance(field, str) and field.startswith(f"{section}."):
+            exc.extra["field"] = field.removeprefix(f"{section}.")
+        raise
     await _changed(request, did)
     return profile
 

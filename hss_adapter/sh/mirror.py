@@ -34,6 +34,7 @@ from hss_adapter.sh.state import ShSyncState, drop_state, load_state, save_state
 from secondnum.diameter import codec
 from secondnum.diameter import constants as dc
 from secondnum.diameter.node import DiameterNode, NoRouteError, PeerInfo, RequestTimeout
+from secondnum.diameter.peer import PeerState
 from secondnum.diameter.routing import PeerConfig
 from secondnum.identity import IdentityError, canonical, tel_uri
 from secondnum.log import get_logger
@@ -43,6 +44,9 @@ log = get_logger(__name__)
 SH_NOTIFICATIONS = Counter("secondnum_sh_notifications_total", "PNRs received, by outcome", ["outcome"])
 
 PUR_ATTEMPTS = 3
+PEER_CHECK_SECONDS = 1.0
+SYNC_CONCURRENCY = 16
+"""Accounts synchronised in parallel (each is 3-5 Sh requests in sequence)."""
 
 
 def did_of_identity(public_identity: str | None) -> str | None:
@@ -98,23 +102,31 @@ class ShMirror:
     def _lock(self, did: str) -> asyncio.Lock:
         return self._locks.setdefault(did, asyncio.Lock())
 
+    def _hss_open(self) -> bool:
+        return any(p.host == self.settings.peer_host and p.state == PeerState.OPEN.value
+                   for p in self.node.peers())
+
     async def _maintain(self) -> None:
-        """Initial sync once the HSS is reachable, then renew subscriptions and resync periodically."""
+        """Sync when the HSS becomes reachable (at start and after every outage: it may have lost our
+        subscriptions, and PNRs sent meanwhile were lost), renew subscriptions, resync periodically."""
         loop = asyncio.get_running_loop()
         next_full = 0.0
         while True:
-            try:
-                await self.node.wait_for_peer(host=self.settings.peer_host, timeout=3600)
-            except TimeoutError:
-                continue
-            now = loop.time()
-            if now >= next_full:
+            if not self._hss_open():
+                next_full = 0.0
+                try:
+                    await self.node.wait_for_peer(host=self.settings.peer_host, timeout=3600)
+                except TimeoutError:
+                    continue
+                log.info("sh_hss_reachable", host=self.settings.peer_host)
+            if loop.time() >= next_full:
                 await self.sync_all()
                 next_full = loop.time() + self.settings.resync_seconds
             for did, due in list(self._renew_at.items()):
                 if loop.time() >= due:
                     await self._guarded(self.subscribe(did), did)
-            wait = min([next_full, *self._renew_at.values()]) - loop.time()
+            # Wake for the next renewal or resync, and at least every PEER_CHECK_SECONDS to notice an outage.
+            wait = min([next_full, loop.time() + PEER_CHECK_SECONDS, *self._renew_at.values()]) - loop.time()
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(0.05, wait))
@@ -127,8 +139,13 @@ class ShMirror:
 
     async def sync_all(self) -> None:
         dids = await asyncio.to_thread(lambda: [a.did for a in AccountDoc.objects.only("did")])
-        for did in dids:
-            await self._guarded(self.sync_account(did), did)
+        limit = asyncio.Semaphore(SYNC_CONCURRENCY)
+
+        async def one(did: str) -> None:
+            async with limit:
+                await self._guarded(self.sync_account(did), did)
+
+        await asyncio.gather(*(one(did) for did in dids))
         log.info("sh_sync_done", accounts=len(dids))
 
     # --- procedures -------------------------------------------------------------------------------------
@@ -279,7 +296,8 @@ class ShMirror:
         if did is None or raw is None:
             SH_NOTIFICATIONS.labels("unusable").inc()
             log.warning("sh_pnr_unusable", identity=identity, has_user_data=raw is not None)
-            return codec.new_answer(request, dc.MISSING_AVP, avps=sh_application_avps(), error=True)
+            # 5005 is a permanent failure, not a protocol error: no E bit (RFC 6733 §7.1.5, §7.2).
+            return codec.new_answer(request, dc.MISSING_AVP, avps=sh_application_avps())
         self._spawn(self._apply_pnr(did, raw))
         return codec.new_answer(request, dc.SUCCESS, avps=sh_application_avps())
 

@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import numpy as np
+
 from media.audio import g711
 from media.prompts.tts import FallbackEngine, TtsEngine
 from secondnum.log import get_logger
@@ -21,9 +23,27 @@ from secondnum.log import get_logger
 log = get_logger(__name__)
 
 
+CLIP_FORMAT = "ulaw8k-trim1"
+"""Part of every key: bump it when the stored clip format (encoding, trimming) changes."""
+TRIM_THRESHOLD = 200
+TRIM_PAD = 480  # keep 60 ms of silence at each end so concatenated words do not run together
+
+
 def cache_key(engine: str, voice: str, language: str, text: str) -> str:
-    raw = "\x1f".join((engine, voice, language, text)).encode()
+    raw = "\x1f".join((CLIP_FORMAT, engine, voice, language, text)).encode()
     return hashlib.sha256(raw).hexdigest()[:32]
+
+
+def trim_silence(pcm16: bytes) -> bytes:
+    """Cut the leading/trailing silence TTS engines add (espeak adds ~0.2 s each side) so that numbers
+    and dates composed from many clips sound like one phrase."""
+    samples = np.frombuffer(pcm16, "<i2")
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > TRIM_THRESHOLD)
+    if not len(loud):
+        return pcm16
+    start = max(0, int(loud[0]) - TRIM_PAD)
+    end = min(len(samples), int(loud[-1]) + TRIM_PAD)
+    return samples[start:end].tobytes()
 
 
 class PromptCache:
@@ -66,7 +86,7 @@ class PromptCache:
                 used, pcm = self.engine.synthesize_with(text)
             else:
                 used, pcm = self.engine, self.engine.synthesize(text)
-            data = g711.encode(pcm, "PCMU")
+            data = g711.encode(trim_silence(pcm), "PCMU")
             self._write(self._path(used, text), data)
             self._memory[text] = data
             return data

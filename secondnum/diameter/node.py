@@ -11,6 +11,7 @@ answers T-flagged duplicates from a cache of recent answers keyed by Origin-Host
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import time
 from collections import OrderedDict
@@ -147,9 +148,12 @@ class _Protocol(asyncio.Protocol):
         self.flush()
 
     def data_received(self, data: bytes) -> None:
+        was_open = self.conn.state is PeerState.OPEN
         events = self.conn.receive_data(data, self.loop.time())
         if events:
             self.node._on_events(self, events)
+        if not was_open and self.conn.state is PeerState.OPEN:
+            self.node._peer_open.set()  # also SUSPECT -> OPEN on a late DWA (RFC 3539 §3.4.1)
         self.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -307,7 +311,8 @@ class DiameterNode:
                 for p in self._peers.values()
             ):
                 self._peer_open.clear()
-                await self._peer_open.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._peer_open.wait(), 0.5)
 
         await asyncio.wait_for(_wait(), timeout)
 
@@ -588,7 +593,7 @@ class DiameterNode:
                     "diameter_connect_failed", host=cfg.host, address=cfg.address, port=cfg.port, error=str(e)
                 )
             else:
-                reconnect_wanted = await proto.closed
+                reconnect_wanted = await asyncio.shield(proto.closed)  # stop() awaits it for the DPA
                 if proto.opened:
                     delay = self.reconnect_min
                 if not reconnect_wanted:  # DPR "do not want to talk to you" (RFC 6733 §5.4.3)

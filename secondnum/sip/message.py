@@ -345,17 +345,18 @@ class SipRequest(SipMessage):
                         content_type: str | None = None) -> SipResponse:
         """Build a response (§8.2.6.2): copies Via, From, To, Call-ID, CSeq; adds the To tag if absent."""
         h = Headers()
-        src = self.headers
+        src = self.headers._map
+        dst = h._map
         for name in ("via", "from", "to", "call-id", "cseq"):
-            values = src.get_raw(name)
+            values = src.get(name)
             if values:
-                h.set(name, values)
+                dst[name] = list(values)
         if status == 100 and "timestamp" in src:
-            h.set("timestamp", src.get_raw("timestamp"))
+            dst["timestamp"] = list(src["timestamp"])
         if to_tag and status != 100:
-            to_val = h.get("to")
-            if to_val is not None and not _has_tag(to_val):
-                h.set("to", f"{to_val};tag={to_tag}")
+            to_values = dst.get("to")
+            if to_values and not _has_tag(to_values[0]):
+                to_values[0] = f"{to_values[0]};tag={to_tag}"
         for name, value in headers:
             h.add(name, value)
         if content_type:

@@ -111,3 +111,67 @@ async def test_no_answer_goes_to_voicemail(stack: Stack, transport: str) -> None
     assert cdr.disposition == "voicemail" and cdr.diversion_reason == "no-answer"
     assert cdr.charged_seconds == 0
     assert {leg.role for leg in cdr.legs} == {"caller", "forward", "voicemail"}
+
+
+OTHER = "42071112222"
+
+
+async def test_simultaneous_forking_cancels_the_loser(stack: Stack) -> None:
+    await stack.provision(
+        follow_me={
+            "ring_order": "simultaneous",
+            "targets": [
+                {"uri": f"tel:+{OTHER}", "ring_timeout": 20},
+                {"uri": f"tel:+{MOBILE}", "ring_timeout": 20},
+            ],
+        }
+    )
+    target = await Sipp(stack.workdir, "target", "target_fork.xml", stack.scscf_port, calls=2).start()
+    caller = await Sipp(
+        stack.workdir,
+        "caller",
+        "caller_answered.xml",
+        free_port(),
+        remote=f"127.0.0.1:{stack.sip_port}",
+        keys=caller_keys(stack),
+    ).start()
+    assert await run_all(caller, target) == [0, 0], explain(caller, target)
+    uris = sorted(m.start_line for m in target.received("INVITE"))
+    assert uris == [f"INVITE tel:+{OTHER} SIP/2.0", f"INVITE tel:+{MOBILE} SIP/2.0"]
+    (cancel,) = target.received("CANCEL")
+    assert cancel.start_line == f"CANCEL tel:+{OTHER} SIP/2.0"
+    assert "cause=200" in (cancel.header("Reason") or "")  # call completed elsewhere
+    (ccr_i,) = stack.ccr(CCR_I)  # one Ro session for the whole forwarding attempt
+    (cdr,) = await cdrs()
+    assert cdr.disposition == "answered"
+    assert sorted(leg.role for leg in cdr.legs) == ["caller", "forward", "forward"]
+
+
+async def test_sequential_busy_then_next_target(stack: Stack) -> None:
+    await stack.provision(
+        follow_me={
+            "ring_order": "sequential",
+            "targets": [
+                {"uri": f"tel:+{OTHER}", "ring_timeout": 20},
+                {"uri": f"tel:+{MOBILE}", "ring_timeout": 20},
+            ],
+        }
+    )
+    target = await Sipp(stack.workdir, "target", "target_seq.xml", stack.scscf_port, calls=2).start()
+    caller = await Sipp(
+        stack.workdir,
+        "caller",
+        "caller_answered.xml",
+        free_port(),
+        remote=f"127.0.0.1:{stack.sip_port}",
+        keys=caller_keys(stack),
+    ).start()
+    assert await run_all(caller, target) == [0, 0], explain(caller, target)
+    first, second = target.received("INVITE")
+    assert first.start_line == f"INVITE tel:+{OTHER} SIP/2.0"
+    assert second.start_line == f"INVITE tel:+{MOBILE} SIP/2.0"
+    history = ",".join(second.all("History-Info"))
+    assert f"<tel:+{OTHER};cause=302>;index=1.1;mp=1" in history
+    assert f"<tel:+{MOBILE};cause=302>;index=1.2;mp=1" in history
+    (cdr,) = await cdrs()
+    assert cdr.disposition == "answered"

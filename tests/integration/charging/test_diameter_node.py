@@ -11,6 +11,7 @@ from ro_helpers import RawPeer
 
 from secondnum.diameter import DiameterNode, NoRouteError, PeerConfig, PeerInfo, RequestTimeout, codec
 from secondnum.diameter import constants as dc
+from secondnum.diameter.peer import PeerState
 
 
 def ccr(n: int = 0) -> Message:
@@ -270,3 +271,49 @@ async def test_watchdog_suspect_peer_gets_no_requests_then_goes_down() -> None:
         await cli.stop()
         await ocs2.stop()
         mute.close()
+
+
+async def test_late_dwa_brings_suspect_peer_back() -> None:
+    """A DWA arriving while SUSPECT reopens the peer, and `wait_for_peer` notices (RFC 3539 §3.4.1)."""
+    from secondnum.diameter.peer import LocalIdentity, PeerConnection
+
+    release = asyncio.Event()
+
+    async def slow_peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = PeerConnection(LocalIdentity("slow.test", "test"), initiator=False, now=0.0)
+        conn.connection_made(0.0)
+        answered_late = False
+        while True:
+            try:
+                head = await reader.readexactly(4)
+                body = await reader.readexactly((struct.unpack("!I", head)[0] & 0xFFFFFF) - 4)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break
+            conn.receive_data(head + body, 0.0)
+            if conn.state is PeerState.OPEN and not answered_late and body[1:4] != b"\x00\x01\x01":
+                await release.wait()  # hold the first DWA until the node has marked us SUSPECT
+                answered_late = True
+            writer.write(conn.data_to_send())
+        writer.close()
+
+    slow = await asyncio.start_server(slow_peer, "127.0.0.1", 0)
+    cli = DiameterNode("as.test", "test", (dc.APP_RO,), watchdog_interval=2.0, reconnect_min=30)
+    cli.add_peer(PeerConfig("slow.test", "test", "127.0.0.1", slow.sockets[0].getsockname()[1]))
+    await cli.start()
+    try:
+        await cli.wait_for_peer(host="slow.test", timeout=10)
+
+        async def suspect() -> None:
+            while not any(p.state == "Suspect" for p in cli.peers()):  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(suspect(), 15)
+        with pytest.raises(NoRouteError):
+            await cli.send_request(ccr(), "test")
+        release.set()
+        await cli.wait_for_peer(host="slow.test", timeout=10)
+        assert [p.state for p in cli.peers()] == ["Open"]
+    finally:
+        release.set()
+        await cli.stop()
+        slow.close()

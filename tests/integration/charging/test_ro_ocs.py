@@ -11,6 +11,7 @@ import pytest
 from diameter.message import Message
 
 from charging.client import ChargingRefused, ChargingRequest, RoClient, RoleOfNode, RoSession
+from charging.messages import parse_cca
 from charging.ocs import OcsServer, models
 from charging.settings import DiameterPeerSettings, OcsSettings, RoClientSettings
 from secondnum.diameter import DiameterNode, PeerInfo, codec
@@ -380,5 +381,29 @@ async def test_ocs_rejects_bad_ccrs_and_keeps_serving(ocs: OcsServer, data: byte
         peer.send(_ccr(1, sid="raw;good"))
         ok = await peer.read_app()
         assert ok is not None and codec.result_code(codec.decode(ok)) == dc.SUCCESS
+    finally:
+        peer.close()
+
+
+async def test_ocs_duplicate_ccr_is_idempotent(ocs: OcsServer) -> None:
+    """The same CCR-I twice (new E2E id, no T flag: e.g. resent after an OCS restart) reserves once."""
+    from ro_helpers import RawPeer
+
+    seed(10_000)
+    models.Tariff(prefix="", price_per_minute=600).save()
+    await ocs.reload_tariffs()
+    peer = await RawPeer.connect(ocs.diameter_port)
+    try:
+        answers = []
+        for e2e in (101, 102):
+            data = bytearray(_ccr(1, sid="raw;dup"))
+            data[16:20] = e2e.to_bytes(4, "big")
+            peer.send(bytes(data))
+            raw = await peer.read_app()
+            assert raw is not None
+            answers.append(parse_cca(codec.decode(raw)))
+        assert answers[0] == answers[1] and answers[0].granted_seconds == 300
+        acc = await asyncio.to_thread(account)
+        assert acc.reserved == 3_000
     finally:
         peer.close()

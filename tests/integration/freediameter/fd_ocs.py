@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import signal
 import socket
 import subprocess
 import tempfile
@@ -52,7 +53,7 @@ def build_extension(cache_root: Path | None = None) -> Path:
     digest = hashlib.sha256(SOURCE.read_bytes())
     for header in sorted(HEADERS.glob("*.h")):
         digest.update(header.read_bytes())
-    root = cache_root or Path(tempfile.gettempdir()) / "secondnum-freediameter-cache"
+    root = cache_root or Path(tempfile.gettempdir()) / f"secondnum-freediameter-cache-{os.getuid()}"
     target = root / digest.hexdigest()[:16] / "fd_test_ocs.fdx"
     if target.is_file():
         return target
@@ -190,10 +191,14 @@ class FreeDiameterOcs:
             (self.workdir / name).write_text(text)
         return self.workdir / "freeDiameter.conf"
 
-    def start(self, timeout: float = 30.0) -> None:
-        """Start the daemon and return once it listens; retries once if the port was taken meanwhile."""
-        for attempt in range(3):
-            self.port = free_port()
+    def start(self, timeout: float = 30.0, port: int | None = None) -> None:
+        """Start the daemon and return once it listens; retries if a free port was taken meanwhile.
+
+        `port`: listen there (a restart on the port the clients know); no retry then.
+        """
+        attempts = 1 if port is not None else 3
+        for attempt in range(attempts):
+            self.port = port or free_port()
             conf = self._write_config()
             self.event_log.unlink(missing_ok=True)
             with self.daemon_log.open("ab") as out:
@@ -212,7 +217,7 @@ class FreeDiameterOcs:
                     return
                 time.sleep(0.05)
             self.stop()
-            if "Address already in use" not in self.log_text() or attempt == 2:
+            if "Address already in use" not in self.log_text() or attempt == attempts - 1:
                 raise FreeDiameterError(f"freeDiameterd did not start:\n{self.log_text()[-4000:]}")
         raise AssertionError("unreachable")
 
@@ -222,6 +227,7 @@ class FreeDiameterOcs:
         if proc is None:
             return None
         if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)  # in case a test paused it
             proc.terminate()
             try:
                 return proc.wait(timeout)
@@ -229,6 +235,15 @@ class FreeDiameterOcs:
                 proc.kill()
                 return proc.wait(10)
         return proc.returncode
+
+    def pause(self) -> None:
+        """SIGSTOP: the daemon keeps its sockets but answers nothing (a hung peer, RFC 3539 §3.4)."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGCONT)
 
     @property
     def running(self) -> bool:

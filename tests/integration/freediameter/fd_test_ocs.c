@@ -21,7 +21,9 @@
  *              (-1 / "-": the AVP was absent)
  *   event=asr / event=rar  session=..                   (server-initiated request sent)
  *   event=asa / event=raa  session=.. result=2001       (the client's answer)
- *   event=recv / event=sent  cmd=280 request=1 peer=..   (base protocol messages: CER, DWR, DPR and answers)
+ *   event=recv / event=sent  cmd=280 request=1 peer=..   (base protocol messages: CER, DWR, DPR and answers;
+ *                                                         "sent" fires just before the socket write, so a
+ *                                                         failed write shows in the daemon log, not here)
  *   event=dpr  peer=.. cause=0                           (Disconnect-Cause, RFC 6733 §5.4.3)
  *   event=parse_error  peer=.. error=..                  (message rejected by the dictionary, e.g. 5001)
  *   event=peer_up / event=peer_down  peer=..

@@ -223,7 +223,11 @@ async def test_dpr_on_client_stop_after_closing_open_sessions(fd_ocs: FreeDiamet
     assert [(c["type"], c["role"]) for c in ccrs] == [("1", "1"), ("3", "1")]  # TERMINATING_ROLE
     dpr = next(e for e in events if e["event"] == "dpr")
     assert (dpr["peer"], dpr["cause"]) == (AS_HOST, str(dc.DISCONNECT_CAUSE_REBOOTING))
-    assert f"Peer '{AS_HOST}' sent a DPR with cause: REBOOTING" in fd_ocs.log_text()
+    daemon_log = fd_ocs.log_text()
+    assert f"Peer '{AS_HOST}' sent a DPR with cause: REBOOTING" in daemon_log
+    # We wait for the DPA before closing (RFC 6733 §5.4); closing at once made freeDiameter log
+    # "Error while sending this message" for its DPA.
+    assert "Error while sending" not in daemon_log
 
 
 async def test_freediameter_shutdown_dpr_is_answered_and_peer_leaves_open(fd_ocs: FreeDiameterOcs) -> None:
@@ -310,3 +314,34 @@ async def test_cca_with_unknown_mandatory_avp_keeps_the_connection(fd_ocs: FreeD
         (SUBSCRIBER, "1"),
         (SUBSCRIBER, "3"),
     ]
+
+
+async def test_hung_peer_is_detected_and_a_restarted_peer_is_reconnected(fd_ocs_factory: OcsFactory) -> None:
+    """RFC 3539 §3.4 against a real peer: a frozen freeDiameterd (SIGSTOP) leaves OPEN and gets no new
+    requests; once it runs again, and after it restarts on the same port, calls are charged again."""
+    ocs = fd_ocs_factory()
+    async with ro_client(ocs, watchdog_seconds=2.0, tx_seconds=3.0) as client:
+        ocs.pause()
+        try:
+            for _ in range(400):  # one unanswered DWR -> SUSPECT (up to ~2 Tw with jitter)
+                if peer_state(client, ocs.identity) != "Open":
+                    break
+                await asyncio.sleep(0.05)
+            assert peer_state(client, ocs.identity) != "Open"
+            with pytest.raises(ChargingRefused) as info:
+                await client.start_session(CALL)  # no route: not sent to the hung peer
+            assert info.value.sip_status == 503
+        finally:
+            ocs.resume()
+        await client.node.wait_for_peer(ocs.realm, timeout=30)  # back from SUSPECT on the late DWA
+        session = await client.start_session(CALL)
+        await session.terminate(used_seconds=1)
+
+        port = ocs.port
+        await asyncio.to_thread(ocs.stop)
+        await asyncio.to_thread(ocs.start, 30.0, port)
+        await client.node.wait_for_peer(ocs.realm, timeout=30)
+        session = await client.start_session(CALL)
+        assert session.granted_seconds == ocs.options.grant_seconds
+        await session.terminate(used_seconds=2)
+    assert [(c["type"], c["used"]) for c in ocs.ccrs()] == [("1", "-1"), ("3", "2")]  # the restarted daemon

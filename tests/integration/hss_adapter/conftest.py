@@ -7,37 +7,12 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from aiohttp import web
+from hss_api import TOKEN, Api
 
 from hss_adapter.api.app import build_app
 from hss_adapter.models import ensure_indexes
 from hss_adapter.settings import ApiSettings
 from secondnum.http import bound_port, serve
-
-TOKEN = "test-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-class Api:
-    """A small client for the provisioning API under test."""
-
-    def __init__(self, base: str, session: aiohttp.ClientSession, app: web.Application) -> None:
-        self.base, self.session, self.app = base, session, app
-
-    async def call(
-        self,
-        method: str,
-        path: str,
-        json: object = None,
-        *,
-        data: bytes | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> tuple[int, object, str]:
-        hdrs = {**AUTH, **(headers or {})}
-        async with self.session.request(method, self.base + path, json=json, data=data, headers=hdrs) as r:
-            text = await r.text()
-            body = await r.json(content_type=None) if text else None
-            return r.status, body, r.content_type
 
 
 @pytest.fixture

@@ -64,9 +64,21 @@ class TestHss:
         self.node.register_handler(dc.APP_SH, dc.CMD_PROFILE_UPDATE, self.on_pur)
         self.node.register_handler(dc.APP_SH, dc.CMD_SUBSCRIBE_NOTIFICATIONS, self.on_snr)
 
-    async def start(self) -> int:
-        await self.node.start(listen=("127.0.0.1", 0))
+    async def start(self, port: int = 0) -> int:
+        await self.node.start(listen=("127.0.0.1", port))
         return self.node.listen_port
+
+    async def restart(self) -> None:
+        """Stop and start on the same port with a new node, losing every subscription (an HSS restart)."""
+        port = self.node.listen_port
+        await self.node.stop()
+        for user in self.users.values():
+            user.subscribers.clear()
+        self.node = DiameterNode(HSS_HOST, REALM, (dc.APP_SH,))
+        self.node.register_handler(dc.APP_SH, dc.CMD_USER_DATA, self.on_udr)
+        self.node.register_handler(dc.APP_SH, dc.CMD_PROFILE_UPDATE, self.on_pur)
+        self.node.register_handler(dc.APP_SH, dc.CMD_SUBSCRIBE_NOTIFICATIONS, self.on_snr)
+        await self.start(port)
 
     async def stop(self) -> None:
         await self.node.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Api
+from hss_api import Api
 
 from hss_adapter import store
 from hss_adapter.models import AccountDoc, AliasDoc
@@ -91,6 +91,13 @@ async def test_create_read_account(api: Api) -> None:
         ("GET", "/api/v1/accounts?status=deleted", None, 422, "status"),
         ("GET", "/api/v1/accounts?colour=red", None, 422, "colour"),
         ("GET", "/api/v1/accounts?after=abc", None, 422, "after"),
+        (
+            "PATCH",
+            f"/api/v1/accounts/{DID}/follow-me",
+            {"time_window": {"start": "08:00", "end": "18:00", "timezone": "Mars/Olympus"}},
+            422,
+            "time_window.timezone",
+        ),
     ],
 )
 async def test_errors_are_problems(

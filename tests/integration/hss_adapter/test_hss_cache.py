@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pymongo
 import pytest
-from conftest import Api
+from hss_api import Api
 
 from hss_adapter import store
 from hss_adapter.cache import ProfileCache

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import Api
+from hss_api import Api
 from jsonschema import Draft202012Validator
 
 from hss_adapter.api.openapi import document

@@ -66,3 +66,7 @@ async def test_seed_is_idempotent(mongo_uri: str) -> None:
     assert first.voicemail.enabled
     (alias,) = first.aliases
     assert (alias.identity, alias.key, alias.allow_registration) == ("42073723123@pstn", "42073723123", False)
+    # the charging hook ran too: one prepaid account for the DID, however many starts
+    from charging.ocs import models as ocs_models
+
+    assert ocs_models.Account.objects(e164=DEMO_DID).count() == 1

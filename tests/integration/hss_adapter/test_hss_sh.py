@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import pytest
-from conftest import Api
+from hss_api import Api
 from hss_testpeer import REALM, TestHss
 
 from hss_adapter import store
@@ -19,7 +19,7 @@ from hss_adapter.cache import ProfileCache
 from hss_adapter.profile import AccountProfile, AnsweringMode
 from hss_adapter.settings import HssSettings
 from hss_adapter.sh import constants as sh
-from hss_adapter.sh.client import ShClient
+from hss_adapter.sh.client import ShClient, sh_application_avps, user_identity
 from hss_adapter.sh.ifc import check_ifc
 from hss_adapter.sh.mirror import ShMirror
 from hss_adapter.sh.servicedata import to_element
@@ -237,6 +237,28 @@ async def test_malformed_pnr_is_answered_but_not_applied(
     assert await eventually(lambda: profile().answering_mode is AnsweringMode.REJECT)
 
 
+async def test_pnr_without_user_data_is_refused(
+    hss: TestHss, mirror_factory: Callable[..., ShMirror]
+) -> None:
+    store.create_account({"did": DID})
+    hss.user(DID)
+    mirror = mirror_factory(hss)
+    await mirror.start()
+    assert await initial_sync_done(hss)
+    pnr = codec.new_request(
+        dc.CMD_PUSH_NOTIFICATION,
+        dc.APP_SH,
+        avps=[
+            codec.avp(dc.AVP_SESSION_ID, "hss.test.local;pnr;no-data"),
+            *sh_application_avps(),
+            user_identity(f"tel:+{DID}"),
+        ],
+    )
+    answer = await hss.node.send_request(pnr, REALM, destination_host=mirror.settings.origin_host)
+    assert codec.result_code(answer) == dc.MISSING_AVP
+    assert not answer.header.command_flags & dc.FLAG_ERROR  # a permanent failure, not a protocol error
+
+
 async def test_api_change_sends_pur(hss: TestHss, mirror_factory: Callable[..., ShMirror], api: Api) -> None:
     hss.user(DID)
     await api.call("POST", "/api/v1/accounts", {"did": DID})
@@ -293,6 +315,21 @@ async def test_subscription_renewed_before_expiry(
     assert await eventually(lambda: len(hss.of(dc.CMD_SUBSCRIBE_NOTIFICATIONS)) >= 3, timeout=15)
     renewals = hss.of(dc.CMD_SUBSCRIBE_NOTIFICATIONS)
     assert all(codec.value(r.avps, sh.AVP_SUBS_REQ_TYPE, V) == 0 for r in renewals)
+
+
+async def test_resync_after_hss_restart(hss: TestHss, mirror_factory: Callable[..., ShMirror]) -> None:
+    """An HSS restart loses subscriptions (and PNRs sent meanwhile): the mirror re-subscribes and re-reads."""
+    store.create_account({"did": DID})
+    hss.set_repository(DID, SI, 1, inner(HSS_DOC))
+    mirror = mirror_factory(hss)
+    await mirror.start()
+    assert await initial_sync_done(hss)
+    await hss.restart()
+    assert not hss.user(DID).subscribers
+    # changed on the HSS while we were disconnected: no PNR reached us
+    hss.set_repository(DID, SI, 2, inner({**HSS_DOC, "answering_mode": "reject"}))
+    assert await eventually(lambda: bool(hss.user(DID).subscribers), timeout=40)
+    assert await eventually(lambda: profile().answering_mode is AnsweringMode.REJECT, timeout=10)
 
 
 def _message_only_ifc(as_uri: str) -> ET.Element:

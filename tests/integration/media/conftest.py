@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from media_harness import Uac, media_settings, start_service
 
 from media.service import MediaService
-from media_harness import Uac, media_settings, start_service
 
 
 @pytest.fixture(scope="session")

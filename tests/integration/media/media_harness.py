@@ -256,3 +256,15 @@ def best_xcorr(recorded: np.ndarray, reference: np.ndarray) -> float:
     win_energy = csum2[n:] - csum2[:-n] - win_sum ** 2 / n
     denom = np.sqrt(np.maximum(win_energy, 1e-9) * float(np.dot(ref, ref)))
     return float(np.max(corr / denom))
+
+
+def require_binary(name: str) -> str:
+    """The path of a system tool the test needs; fails (not skips) when absent: CI installs it."""
+    import shutil
+
+    import pytest
+
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"'{name}' is not installed; CI installs it (system packages)")
+    return path

@@ -26,13 +26,13 @@ class Call(pj.Call):  # type: ignore[misc]
         self.players: list[pj.AudioMediaPlayer] = []
         self.audio: pj.AudioMedia | None = None
 
-    def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:
         ci = self.getInfo()
         self.last_status = int(ci.lastStatusCode)
         if ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.disconnected = True
 
-    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
         ci = self.getInfo()
         for i, mi in enumerate(ci.media):
             if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
@@ -94,10 +94,11 @@ def main() -> int:
     steps = sorted(plan.get("steps", []), key=lambda s: s["at"])
     started = time.monotonic()
     remote_hangup = False
+    we_hung_up = False
     while time.monotonic() - started < plan.get("max_seconds", 60):
         ep.libHandleEvents(10)
         if call.disconnected:
-            remote_hangup = True
+            remote_hangup = not we_hung_up
             break
         if call.media_at is None or not steps:
             continue
@@ -109,9 +110,8 @@ def main() -> int:
             elif "play" in step:
                 call.play(step["play"])
             elif step.get("hangup"):
+                we_hung_up = True
                 call.hangup(pj.CallOpParam(True))
-        if not steps and plan.get("hangup_after_steps", False) is False and call.disconnected:
-            break
     connected = call.media_at is not None
     if not call.disconnected:
         call.hangup(pj.CallOpParam(True))

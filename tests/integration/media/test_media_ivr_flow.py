@@ -7,12 +7,12 @@ import asyncio
 import datetime as dt
 
 import numpy as np
+from media_harness import Uac, best_xcorr
 
 from media.audio import g711, tones
 from media.prompts.catalog import PHRASES, count_phrase
 from media.service import MediaService
 from media.store.voicemail import VoicemailStore
-from media_harness import Uac, best_xcorr
 from secondnum.sip import IncomingRequest
 
 MB = "42027777100"

@@ -7,13 +7,13 @@ import struct
 
 import numpy as np
 import pytest
+from media_harness import Uac, best_xcorr
+from prometheus_client import REGISTRY
 
 from media.audio import g711, tones
 from media.rtp import packet as rtp
 from media.service import MediaService
 from media.store.voicemail import VoicemailStore
-from media_harness import Uac, best_xcorr
-from prometheus_client import REGISTRY
 
 
 def sip_addr(media: MediaService) -> tuple[str, int]:

@@ -12,7 +12,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import require_binary  # type: ignore[import-not-found]
+from testutil import require_binary
 
 from secondnum.sip import Dialog, IncomingRequest, SipEndpoint, SipRequest, TimerConfig
 from secondnum.sip import metrics as sip_metrics

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from appserver.isc import IscRejectedError, SessionCase, TrustedPeers, classify, split_route
 from secondnum.sip import SipRequest, SipURI, parse_name_addr
@@ -136,3 +138,40 @@ def test_originating_without_identity_is_refused() -> None:
     with pytest.raises(IscRejectedError) as info:
         classify(invite(route="<sip:127.0.0.1:5060;lr;orig>"), "127.0.0.1", TRUSTED, OWN)
     assert info.value.status == 403
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"p_asserted_identity": "<sip:@>"},
+        {"route": "<sip:127.0.0.1:5060;lr>, <bogus:x>"},
+        {"p_charging_vector": "orig-ioi=x"},
+        {"p_served_user": "<tel:>;sescase=term"},
+    ],
+)
+def test_malformed_headers_are_400(headers: dict[str, str]) -> None:
+    with pytest.raises(IscRejectedError) as info:
+        classify(invite(**headers), "127.0.0.1", TRUSTED, OWN)
+    assert info.value.status in (400, 404)
+
+
+HEADER_NAMES = ["route", "p_asserted_identity", "p_served_user", "p_charging_vector"]
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(HEADER_NAMES),
+        st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60),
+        max_size=4,
+    ),
+    st.sampled_from(["tel:+42027777100", "sip:42027777100@h", "sip:a@b;user=phone", "tel:x"]),
+)
+@settings(max_examples=300, deadline=None)
+def test_classify_never_raises_anything_else(headers: dict[str, str], ruri: str) -> None:
+    """Bad input gets a clear rejection, never an unexpected exception (the process keeps serving)."""
+    try:
+        isc = classify(invite(ruri, **headers), "127.0.0.1", TRUSTED, OWN)
+    except IscRejectedError as exc:
+        assert exc.status in (400, 403, 404)
+    else:
+        assert isc.served_user

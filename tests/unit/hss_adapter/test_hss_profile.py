@@ -106,6 +106,17 @@ UTC = dt.UTC
             dt.datetime(2026, 11, 23, 5, tzinfo=UTC),
             False,
         ),
+        # start == end: whole days
+        (
+            TimeWindow(frozenset({0}), dt.time(0), dt.time(0)),
+            dt.datetime(2026, 11, 23, 23, 59, tzinfo=UTC),
+            True,
+        ),
+        (
+            TimeWindow(frozenset({0}), dt.time(0), dt.time(0)),
+            dt.datetime(2026, 11, 24, 0, 1, tzinfo=UTC),
+            False,
+        ),
         # 08:30 UTC is 09:30 in Prague (CET, UTC+1) in November
         (
             TimeWindow(frozenset({0}), dt.time(9), dt.time(10), "Europe/Prague"),

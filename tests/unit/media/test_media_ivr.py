@@ -204,8 +204,7 @@ def _deposit(full: bool = False, greeting: bytes | None = None) -> DepositApp:
 def test_deposit_default_greeting_names_number_then_beep_and_record() -> None:
     app = _deposit()
     items = _played(app.start())
-    assert items[0] == PHRASES["greeting_default_1"] and items[1:12] == [*("four two zero two seven seven seven "
-                                                                          "seven one zero zero").split()]
+    assert items[0] == PHRASES["greeting_default_1"] and items[1:12] == [*["four", "two", "zero", "two", "seven", "seven", "seven", "seven", "one", "zero", "zero"]]
     acts = app.handle(PlayDone())
     assert _played(acts) == [b"B"] and isinstance(acts[1], Record)
 
