@@ -33,6 +33,7 @@ from secondnum.sip import (
     DialogState,
     IncomingRequest,
     SipError,
+    SipMessage,
     SipResponse,
 )
 
@@ -52,15 +53,9 @@ CREDIT_REASONS = {
 DRAIN_REASON = 'SIP;cause=503;text="Service shutting down"'
 
 
-def relayed_headers(resp_or_req: object) -> list[tuple[str, str]]:
-    headers = getattr(resp_or_req, "headers", None)
-    if headers is None:
-        return []
-    out: list[tuple[str, str]] = []
-    for name in RELAYED_HEADERS:
-        for value in headers.get_raw(name):
-            out.append((name, value))
-    return out
+def relayed_headers(msg: SipMessage) -> list[tuple[str, str]]:
+    """The end-to-end headers a relayed request or response keeps (the rest is per-dialog, RFC 7092 §3.1)."""
+    return [(name, value) for name in RELAYED_HEADERS for value in msg.headers.get_raw(name)]
 
 
 class Call:
@@ -194,6 +189,7 @@ class Call:
             back = side.sdp(resp.body, resp.content_type)
             inc.respond(resp.status, resp.reason_phrase, headers=relayed_headers(resp), body=back,
                         content_type=resp.content_type if back else None)
+            self._check_peer_gone(resp.status, peer)
             if req.method == "INVITE" and resp.is_success:
                 try:
                     ack = await asyncio.wait_for(inc.wait_ack(), 40)
@@ -213,6 +209,13 @@ class Call:
             return
         inc.respond(resp.status, resp.reason_phrase, headers=relayed_headers(resp), body=resp.body,
                     content_type=resp.content_type)
+        self._check_peer_gone(resp.status, peer)
+
+    def _check_peer_gone(self, status: int, peer: Side) -> None:
+        """408/481 to a mid-dialog request: that dialog is gone (RFC 3261 §12.2.1.2), so is the call."""
+        if status in (408, 481):
+            peer.dialog.terminate()
+            self.release(f"{peer.role}-gone", f'SIP;cause={status}')
 
     # --- the end -------------------------------------------------------------------------------------
     async def teardown(self) -> None:

@@ -47,7 +47,7 @@ class AsService:
         connect(self.ctx.mongo_uri, self.ctx.mongo_database)
         self.cache = ProfileCache.from_uri(self.ctx.mongo_uri, self.ctx.mongo_database)
         await self.cache.start()
-        self.ro = RoClient(self.ro_settings)
+        import os; self.ro = RoClient(self.ro_settings, persist=os.environ.get("XP_PERSIST", "1") == "1")
         await self.ro.start()
         self.server = AppServer(self.settings, self.cache, self.ro)
         await self.server.start()

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-RATES = [100, 200, 400, 600, 800, 1000, 1200, 1500, 1800, 2200, 2600]
+RATES = [100, 200, 300, 400, 500, 600, 800, 1000, 1200, 1500, 1800, 2200, 2600, 3000]
 STEP_SECONDS = 5
 CALL_HOLD_MS = 500
 BUDGET_SECONDS = 150  # both implementations together
@@ -35,7 +35,7 @@ SDP = (b"v=0\r\no=uas 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0
 # --- the two UAS implementations (run as child processes) -------------------------------------------------
 
 def serve_ours(port: int) -> None:
-    from secondnum.sip import Dialog, IncomingRequest, SipEndpoint, install_uvloop
+    from secondnum.sip import Dialog, IncomingRequest, SipEndpoint, install_uvloop, metrics
 
     uvloop = install_uvloop()
 
@@ -63,6 +63,10 @@ def serve_ours(port: int) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         await stop.wait()
         await ep.close()
+        sent = {k: metrics.RETRANSMISSIONS.labels(k)._value.get() for k in ("request", "response", "ack")}
+        got = {k: metrics.RETRANSMISSIONS_RECEIVED.labels(k)._value.get()
+               for k in ("request", "response", "ack")}
+        print(f"stats retransmitted={sent} absorbed={got}", flush=True)
 
     asyncio.run(main())
 
@@ -156,13 +160,15 @@ def start_server(name: str) -> tuple[subprocess.Popen[str], int, str]:
     return server, port, ready
 
 
-def stop_server(server: subprocess.Popen[str]) -> None:
+def stop_server(server: subprocess.Popen[str]) -> str:
+    """Stop a UAS; returns what it printed on the way out (our UAS prints its retransmission counters)."""
     server.send_signal(signal.SIGTERM)
     try:
-        server.wait(5)
+        out, _ = server.communicate(timeout=10)
     except subprocess.TimeoutExpired:
         server.kill()
-        server.wait()
+        out, _ = server.communicate()
+    return out.strip()
 
 
 def ramp(names: list[str], workdir: Path,
@@ -201,8 +207,10 @@ def ramp(names: list[str], workdir: Path,
                 time.sleep(1)
         return best
     finally:
-        for server, _, _ in servers.values():
-            stop_server(server)
+        for name, (server, _, _) in servers.items():
+            tail = stop_server(server)
+            if tail:
+                print(f"{name} UAS at exit: {tail}")
 
 
 

@@ -43,6 +43,12 @@ CACHE_EVENTS = Counter("secondnum_profile_cache_events_total", "Change-stream ev
 
 Listener = Callable[[str], None]
 
+_PIPELINE = [{"$match": {"$or": [
+    {"ns.coll": {"$in": [ACCOUNTS, ALIASES]}},
+    {"operationType": {"$in": ["dropDatabase", "invalidate"]}},
+]}}]
+"""Server-side filter: the database also holds CDRs, balances and voicemail, whose writes are none of ours."""
+
 
 class CacheError(RuntimeError):
     pass
@@ -152,7 +158,7 @@ class ProfileCache:
         while not self._stop.is_set():
             try:
                 process = self._server_process()
-                with self._db.watch(max_await_time_ms=self._poll_ms) as stream:
+                with self._db.watch(_PIPELINE, max_await_time_ms=self._poll_ms) as stream:
                     self._full_reload()
                     checked = time.monotonic()
                     while not self._stop.is_set():

@@ -156,7 +156,7 @@ def time_window_from_document(doc: Mapping[str, Any] | None) -> TimeWindow | Non
     if not doc:
         return None
     return TimeWindow(
-        days=frozenset(DAY_NAMES.index(d) for d in doc.get("days", DAY_NAMES)),
+        days=frozenset(DAY_NAMES.index(d) for d in (doc.get("days") or DAY_NAMES)),
         start=_time(doc.get("start", "00:00")),
         end=_time(doc.get("end", "00:00")),
         timezone=doc.get("timezone", "UTC"),

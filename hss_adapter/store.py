@@ -26,7 +26,7 @@ from hss_adapter.models import (
     VoicemailDoc,
 )
 from hss_adapter.pin import hash_pin
-from hss_adapter.profile import AccountProfile, profile_from_documents
+from hss_adapter.profile import DAY_NAMES, AccountProfile, profile_from_documents
 from secondnum.identity import IdentityError, canonical, normalise_e164, tel_uri
 
 KEEP = object()
@@ -55,6 +55,8 @@ def normalise_target_uri(uri: str, field: str = "uri") -> str:
     """``tel:+E164`` for numbers in any spelling, ``sip:``/``sips:`` URIs kept as given."""
     text = uri.strip()
     if text.lower().startswith(("sip:", "sips:")):
+        if any(c.isspace() for c in text):
+            raise InvalidError(field, "a SIP URI cannot contain whitespace (RFC 3261 §25.1)")
         try:
             key = canonical(text)
         except IdentityError as exc:
@@ -68,6 +70,9 @@ def normalise_target_uri(uri: str, field: str = "uri") -> str:
 
 
 def canonical_identity(identity: str, field: str = "identity") -> str:
+    """The lookup key of an alias identity; control characters and inner whitespace are refused."""
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in identity.strip()):
+        raise InvalidError(field, "identity contains whitespace or control characters")
     try:
         return canonical(identity)
     except IdentityError as exc:
@@ -83,6 +88,8 @@ def _follow_me(data: Mapping[str, Any]) -> FollowMeDoc:
         for i, t in enumerate(data.get("targets", []))
     ]
     window = data.get("time_window")
+    if window and not window.get("days"):
+        window = {**window, "days": list(DAY_NAMES)}  # absent = every day
     if window:
         try:
             ZoneInfo(window.get("timezone", "UTC"))

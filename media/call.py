@@ -144,9 +144,10 @@ class Call:
             if reason is not None:
                 self._finish_recording(reason)
                 return
-        if not self.stream.session.telephone_events_seen and not self.stream.playing:
-            # In-band detection only while we are silent: our own prompt echoed back cannot trigger it,
-            # and callers that send RFC 4733 events are never analysed (§ "DTMF" in README).
+        if not self.stream.session.telephone_events_seen:
+            # Callers that send RFC 4733 events are not analysed. The detector runs during our prompts
+            # too (barge-in); its energy/harmonic checks keep an echo of the prompts from triggering it
+            # (tests/unit/media/test_media_audio.py feeds it every prompt).
             for d in self._detector.feed(pcm):
                 self.on_digit(d, "inband")
 

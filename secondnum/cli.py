@@ -11,8 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import errno
 import importlib
+import os
+import re
+import shutil
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
@@ -20,7 +25,7 @@ from typing import Literal
 from secondnum.config import ConfigError
 from secondnum.log import get_logger, setup_logging
 from secondnum.mongo import EmbeddedMongo, EmbeddedMongoError, MongoSettings
-from secondnum.service import Config, RunContext, Service, run_services
+from secondnum.service import Config, Endpoint, RunContext, Service, run_services
 
 log = get_logger(__name__)
 
@@ -87,28 +92,165 @@ def _load(args: argparse.Namespace) -> tuple[Config, RunSettings]:
     return config, config.section(RunSettings, "run")
 
 
+# Where a component's listening ports are configured: a bind failure names the key to change.
+_PORT_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
+    "ocs": (("ocs", "listen_port"), ("ocs", "http_port")),
+    "hss": (("api", "port"),),
+    "media": (("media", "sip_port"), ("media", "api_port")),
+    "as": (("as", "sip_port"), ("as", "http_port")),
+}
+_BIND_ERRNOS = {errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL}
+_ADDRESS_RE = re.compile(r"\('?([0-9a-fA-F.:]+)'?, (\d+)\)")
+
+
+class StartError(RuntimeError):
+    """A component could not start; the message says what to do."""
+
+
+def port_in_use_message(component: str, exc: OSError, config: Config) -> str:
+    """'port 8081 is in use' plus the setting (and environment variable) that moves the component."""
+    found = _ADDRESS_RE.search(str(exc))
+    port = int(found.group(2)) if found else None
+    keys = _PORT_KEYS.get(component, ())
+    matching = [(sec, key) for sec, key in keys if port is not None and _setting(config, sec, key) == port]
+    candidates = matching or list(keys)
+    where = f"port {port}" if port is not None else "one of its ports"
+    what = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
+    settings = " or ".join(f"[{sec}] {key} (SECONDNUM_{sec.upper()}__{key.upper()})" for sec, key in candidates)
+    return (f"{component}: {where} {what}. Stop what listens there (ss -ltnup | grep {port or ''}) or "
+            f"move the {component} with {settings}.")
+
+
+def _setting(config: Config, section: str, key: str) -> object:
+    raw = config.document.get(section, {})
+    environ = os.environ if config.environ is None else config.environ
+    env = environ.get(f"SECONDNUM_{section.upper()}__{key.upper()}")
+    value = env if env is not None else raw.get(key) if isinstance(raw, dict) else None
+    if value is None:
+        return _default_ports().get((section, key))
+    try:
+        return int(str(value))
+    except ValueError:
+        return value
+
+
+def _default_ports() -> dict[tuple[str, str], int]:
+    from appserver.settings import AsSettings
+    from charging.settings import OcsSettings
+    from hss_adapter.settings import ApiSettings
+    from media.settings import MediaSettings
+
+    found: dict[tuple[str, str], int] = {}
+    for section, cls in (("as", AsSettings), ("ocs", OcsSettings), ("api", ApiSettings),
+                         ("media", MediaSettings)):
+        for field in dataclasses.fields(cls):
+            if isinstance(field.default, int):
+                found[(section, field.name)] = field.default
+    return found
+
+
+class _Announced:
+    """Wraps a component: prints its start on the terminal and turns bind failures into a clear message."""
+
+    def __init__(self, svc: Service, config: Config) -> None:
+        self.svc = svc
+        self.config = config
+        self.name = svc.name
+
+    async def start(self) -> None:
+        started = time.monotonic()
+        hint = " (renders the voicemail prompts on first start)" if self.name == "media" else ""
+        print(f"starting {self.name}{hint} ...", flush=True)
+        try:
+            await self.svc.start()
+        except OSError as exc:
+            if exc.errno in _BIND_ERRNOS:
+                raise StartError(port_in_use_message(self.name, exc, self.config)) from exc
+            raise
+        except Exception as exc:
+            if self.name == "media" and shutil.which("espeak-ng") is None:
+                raise StartError("media: espeak-ng is not installed (it renders the voicemail prompts): "
+                                 "sudo apt-get install espeak-ng") from exc
+            raise
+        print(f"  {self.name} started in {time.monotonic() - started:.1f} s", flush=True)
+
+    async def drain(self, timeout: float) -> None:
+        await self.svc.drain(timeout)
+
+    async def stop(self) -> None:
+        await self.svc.stop()
+
+    def endpoints(self) -> list[Endpoint]:
+        return self.svc.endpoints()
+
+
+class _MongoRow:
+    """The database in the start-up table (started before the components, stopped after them)."""
+
+    name = "mongo"
+
+    def __init__(self, uri: str, embedded: EmbeddedMongo | None) -> None:
+        self.uri = uri
+        self.embedded = embedded
+
+    async def start(self) -> None:
+        return None
+
+    async def drain(self, timeout: float) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    def endpoints(self) -> list[Endpoint]:
+        if self.embedded is None:
+            return [Endpoint("mongo", "MongoDB (MONGO_URI)", _redact(self.uri))]
+        return [Endpoint("mongo", "MongoDB (embedded SecantusDB)",
+                         f"{self.uri}  data: {self.embedded.storage}")]
+
+
+def _redact(uri: str) -> str:
+    return re.sub(r"//[^/@]*@", "//***@", uri)
+
+
+async def _announce_ready(ready: asyncio.Event, started: float, drain_limit: float) -> None:
+    await ready.wait()
+    print(f"\nsecondnum is up ({time.monotonic() - started:.1f} s). Ctrl-C stops it "
+          f"(live calls get up to {drain_limit:.0f} s to finish).", flush=True)
+
+
 async def _run(names: Sequence[str], config: Config, run: RunSettings, embedded_ok: bool,
                seed: bool) -> None:
+    started = time.monotonic()
     mongo = config.section(MongoSettings, "mongo")
     embedded: EmbeddedMongo | None = None
     uri = mongo.uri
     if not uri:
         if not embedded_ok:
-            raise SystemExit("no MongoDB configured: set MONGO_URI or [mongo] uri")
+            raise SystemExit("no MongoDB configured: set MONGO_URI or [mongo] uri "
+                             "(or pass --embedded-mongo to start an embedded SecantusDB)")
         print(f"starting embedded MongoDB (SecantusDB) in {mongo.embedded_data_dir} ...", flush=True)
         embedded = EmbeddedMongo(mongo.embedded_data_dir)
         uri = await asyncio.to_thread(embedded.start)
+        print(f"  MongoDB started in {time.monotonic() - started:.1f} s", flush=True)
     ctx = RunContext(mongo_uri=uri, mongo_database=mongo.database)
+    ready = asyncio.Event()
+    announcer = asyncio.create_task(_announce_ready(ready, started, run.drain_limit))
     try:
         services = [_factory(COMPONENTS[n])(config, ctx) for n in names]
         for svc in services:
             ctx.services[svc.name] = svc
         if seed:
-            from secondnum.seed import seed_demo_data
+            from secondnum.seed import DEMO_DID, DEMO_MOBILE, seed_demo_data
 
             await seed_demo_data(ctx)
-        await run_services(services, run.drain_limit)
+            print(f"seed's example ready: DID {DEMO_DID}, alias {DEMO_MOBILE}@pstn, forward then voicemail, "
+                  "prepaid balance and tariffs (--no-seed skips this)", flush=True)
+        runnable: list[Service] = [_MongoRow(uri, embedded), *(_Announced(s, config) for s in services)]
+        await run_services(runnable, run.drain_limit, ready=ready)
+        print("stopped cleanly.", flush=True)
     finally:
+        announcer.cancel()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
 
@@ -180,6 +322,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EmbeddedMongoError as exc:
         print(f"secondnum: {exc}", file=sys.stderr)
         return 3
+    except StartError as exc:
+        print(f"secondnum: {exc}", file=sys.stderr)
+        return 4
     except KeyboardInterrupt:
         return 130
 

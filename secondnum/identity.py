@@ -42,6 +42,8 @@ def canonical(identity: str) -> str:
     compare equal.
     """
     text = identity.strip()
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        raise IdentityError(f"control character in identity: {identity!r}")
     if text.startswith("<") and ">" in text:
         text = text[1 : text.index(">")]
     lower = text.lower()

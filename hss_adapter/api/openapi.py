@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hss_adapter.api.schemas import SCHEMAS
+from hss_adapter.api.schemas import E164, SCHEMAS
 
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
@@ -38,7 +38,8 @@ _ERROR_TEXT = {400: "Body is not valid JSON", 401: "Missing or invalid bearer to
                409: "Duplicate DID or alias", 422: "Invalid field (the problem names it)",
                503: "Subscriber database unavailable (retry)"}
 
-_DID = {"name": "did", "in": "path", "required": True, "schema": {"type": "string"}, "description": "E.164"}
+_DID = {"name": "did", "in": "path", "required": True, "schema": {"type": "string", "pattern": E164},
+        "description": "E.164 digits, optionally with '+'"}
 _IDENTITY = {"name": "identity", "in": "path", "required": True, "schema": {"type": "string"},
              "description": "alias identity in any spelling, URL-encoded"}
 _LIST_PARAMS = [
@@ -59,7 +60,8 @@ PATHS: dict[str, dict[str, Any]] = {
     "/health/ready": {"get": {"summary": "Readiness (MongoDB ping)", "security": [],
                               "responses": {**_PLAIN, "503": {"description": "Not ready or draining"}}}},
     "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "responses": _PLAIN}},
-    "/api/v1/openapi.json": {"get": {"summary": "This document", "responses": _PLAIN}},
+    "/api/v1/openapi.json": {"get": {"summary": "This document", "responses": {
+        **_PLAIN, "401": {"description": _ERROR_TEXT[401], "content": PROBLEM}}}},
     "/api/v1/accounts": {
         "post": _op("Create an account (with aliases)", 201, "Account", "AccountCreate",
                     errors=(401, 409, 422)),
@@ -77,9 +79,8 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": {**_op("List aliases", 200, None), "responses": {
             "200": {"description": "OK", "content": {"application/json": {"schema": {
                 "type": "array", "items": {"$ref": "#/components/schemas/Alias"}}}}},
-            "401": {"description": _ERROR_TEXT[401], "content": PROBLEM},
-            "404": {"description": _ERROR_TEXT[404], "content": PROBLEM},
-            "503": {"description": _ERROR_TEXT[503], "content": PROBLEM}}},
+            **{str(c): {"description": _ERROR_TEXT[c], "content": PROBLEM} for c in (401, 404, 422, 503)},
+        }},
         "post": _op("Add an alias", 201, "Alias", "AliasInput", errors=(401, 404, 409, 422)),
     },
     "/api/v1/accounts/{did}/aliases/{identity}": {

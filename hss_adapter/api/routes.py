@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from aiohttp import web
 from pymongo.errors import PyMongoError
@@ -181,7 +182,7 @@ async def add_alias(request: web.Request) -> web.Response:
     key = store.canonical_identity(body["identity"])
     alias = next(a for a in _aliases_json(profile) if a["key"] == key)
     resp = web.json_response(alias, status=201)
-    resp.headers["Location"] = f"{PREFIX}/accounts/{did}/aliases/{key}"
+    resp.headers["Location"] = f"{PREFIX}/accounts/{did}/aliases/{quote(key, safe=':@+')}"
     return resp
 
 

@@ -18,6 +18,11 @@ from secondnum.http import ProblemError
 E164 = r"^\+?[1-9][0-9]{6,14}$"
 HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 PIN = r"^[0-9]{4,12}$"
+NO_CONTROLS = r"^[^\x00-\x20\x7f]+$"
+"""No whitespace or control characters: an identity ends up in URIs and in the Location header."""
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+"""No control characters (spaces allowed: ``+420 737 231 23`` is a number with visual separators)."""
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 _ENUMS = {
     "status": ["active", "suspended"],
@@ -38,14 +43,15 @@ def _ref(name: str) -> dict[str, str]:
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "TimeWindow": _obj({
-        "days": {"type": "array", "items": {"enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]},
-                 "uniqueItems": True, "minItems": 1},
+        "days": {"type": "array", "items": {"enum": list(DAYS)}, "uniqueItems": True, "minItems": 1,
+                 "default": list(DAYS), "description": "absent = every day"},
         "start": {"type": "string", "pattern": HHMM},
         "end": {"type": "string", "pattern": HHMM},
-        "timezone": {"type": "string", "minLength": 1, "maxLength": 64},
+        "timezone": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"^[A-Za-z0-9_+\-/]+$",
+                     "description": "IANA time zone, e.g. Europe/Prague"},
     }, required=["start", "end"]),
     "FollowMeTarget": _obj({
-        "uri": {"type": "string", "minLength": 1, "maxLength": 256,
+        "uri": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": PRINTABLE,
                 "description": "tel:+E164, an E.164 number, or a sip:/sips: URI"},
         "ring_timeout": {"type": "integer", "minimum": 1, "maximum": 300, "default": 20},
     }, required=["uri"]),
@@ -69,7 +75,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "greeting": {"type": ["string", "null"]},
     }),
     "AliasInput": _obj({
-        "identity": {"type": "string", "minLength": 1, "maxLength": 256,
+        "identity": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": NO_CONTROLS,
                      "description": "42073723123@pstn, tel:+42073723123, sip:+42073723123@h;user=phone"},
         "allow_registration": {"type": "boolean", "default": False},
     }, required=["identity"]),

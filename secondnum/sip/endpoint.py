@@ -70,7 +70,8 @@ def install_uvloop() -> bool:
 class IncomingRequest:
     """A request delivered to the application (a new server transaction, or an ACK for a 2xx)."""
 
-    __slots__ = ("_ack", "_ack_timed_out", "_ack_waiter", "_endpoint", "_to_tag", "cancelled", "dialog",
+    __slots__ = ("_ack", "_ack_timed_out", "_ack_waiter", "_cancel_event", "_cancelled", "_endpoint",
+                 "_to_tag", "dialog",
                  "request", "source", "transport", "tx")
 
     def __init__(self, endpoint: SipEndpoint, request: SipRequest, source: Address, transport: str, *,
@@ -81,7 +82,8 @@ class IncomingRequest:
         self.transport = transport
         self.tx = tx
         self.dialog = dialog
-        self.cancelled = asyncio.Event()
+        self._cancelled = False
+        self._cancel_event: asyncio.Event | None = None
         self._to_tag: str | None = None
         self._ack: SipRequest | None = None
         self._ack_timed_out = False
@@ -90,6 +92,20 @@ class IncomingRequest:
     @property
     def method(self) -> str:
         return self.request.method
+
+    @property
+    def cancelled(self) -> asyncio.Event:
+        """Set when a CANCEL matched this INVITE (§9.2). Created on first use: most requests never need it."""
+        if self._cancel_event is None:
+            self._cancel_event = asyncio.Event()
+            if self._cancelled:
+                self._cancel_event.set()
+        return self._cancel_event
+
+    def _cancel(self) -> None:
+        self._cancelled = True
+        if self._cancel_event is not None:
+            self._cancel_event.set()
 
     @property
     def to_tag(self) -> str:
@@ -157,7 +173,7 @@ class IncomingRequest:
 class ClientTransactionHandle:
     """An outgoing request: await :meth:`final_response`, iterate :meth:`provisionals`."""
 
-    __slots__ = ("_acks", "_cancel_pending", "_final", "_provq", "dest", "on_provisional", "provisional",
+    __slots__ = ("_acks", "_cancel_pending", "_final", "_wake", "dest", "on_provisional", "provisional",
                  "request", "transport", "tx")
 
     def __init__(self, request: SipRequest, dest: Address, transport: str,
@@ -170,7 +186,7 @@ class ClientTransactionHandle:
         self.provisional: list[SipResponse] = []
         self._final: asyncio.Future[SipResponse] = asyncio.get_running_loop().create_future()
         self._final.add_done_callback(_consume)
-        self._provq: asyncio.Queue[SipResponse | None] = asyncio.Queue()
+        self._wake: asyncio.Future[None] | None = None
         self._cancel_pending = False
         self._acks: dict[str, tuple[bytes, SipRequest, Address, str]] = {}
 
@@ -183,16 +199,28 @@ class ClientTransactionHandle:
         return await asyncio.shield(self._final)
 
     async def provisionals(self) -> AsyncIterator[SipResponse]:
-        """1xx responses as they arrive; the iteration ends when the final response (or an error) arrives."""
+        """1xx responses (those already received first); the iteration ends with the final response/error."""
+        i = 0
         while True:
-            item = await self._provq.get()
-            if item is None:
+            while i < len(self.provisional):
+                yield self.provisional[i]
+                i += 1
+            if self._final.done():
                 return
-            yield item
+            if self._wake is None:
+                self._wake = asyncio.get_running_loop().create_future()
+            await self._wake
+
+    def _notify(self) -> None:
+        wake = self._wake
+        if wake is not None:
+            self._wake = None
+            if not wake.done():
+                wake.set_result(None)
 
     def _provisional(self, resp: SipResponse) -> None:
         self.provisional.append(resp)
-        self._provq.put_nowait(resp)
+        self._notify()
         if self.on_provisional is not None:
             try:
                 self.on_provisional(resp)
@@ -203,12 +231,12 @@ class ClientTransactionHandle:
     def _set_final(self, resp: SipResponse) -> None:
         if not self._final.done():
             self._final.set_result(resp)
-            self._provq.put_nowait(None)
+            self._notify()
 
     def _fail(self, exc: Exception) -> None:
         if not self._final.done():
             self._final.set_exception(exc)
-            self._provq.put_nowait(None)
+            self._notify()
 
 
 def _consume(fut: asyncio.Future[SipResponse]) -> None:
@@ -470,8 +498,7 @@ class SipEndpoint:
                 log.exception("sip_event_error", kind=type(ev).__name__)
         send = self.transport.send
         for out in self.layer.take_outgoing():
-            msg = out.message
-            key = (msg.method if isinstance(msg, SipRequest) else "response", out.transport)
+            key = (out.kind, out.transport)
             child = self._sent_children.get(key)
             if child is None:
                 child = self._sent_children[key] = metrics.MESSAGES_SENT.labels(*key)
@@ -525,7 +552,7 @@ class SipEndpoint:
             if isinstance(inc, IncomingRequest):
                 if not ev.tx.final_sent:
                     inc.respond(487)
-                inc.cancelled.set()
+                inc._cancel()
         elif isinstance(ev, TransactionTimeout):
             tx = ev.tx
             handle = tx.user_data
@@ -566,6 +593,7 @@ class SipEndpoint:
         if inc_tx is not None and isinstance(inc_tx.user_data, IncomingRequest):
             inc_tx.user_data._ack_arrived(ev.request)
             dialog = dialog or inc_tx.user_data.dialog
+            inc_tx.ack_delivered()
         elif dialog is None:
             metrics.STRAY.labels("ack").inc()
             return
@@ -586,6 +614,8 @@ class SipEndpoint:
                 self._send_cancel(handle)
             return
         handle._set_final(resp)
+        if not (resp.is_success and isinstance(ev.tx, ClientInviteTransaction)):
+            ev.tx.user_data = None  # only an accepted INVITE needs its handle later (to re-send the ACK)
 
     def _on_2xx_retransmission(self, handle: ClientTransactionHandle, resp: SipResponse) -> None:
         """RFC 6026 §8.4: re-send our ACK on 2xx retransmission; ACK+BYE a 2xx of another fork (§13.2.2.4)."""

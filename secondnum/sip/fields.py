@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .errors import SipParseError
 from .uri import NameAddr, Params, SipURI, format_params, parse_name_addr, parse_params
 
-_VIA_RE = re.compile(r"\s*SIP\s*/\s*2\.0\s*/\s*([A-Za-z0-9.\-!%*_+`'~]+)\s+([^;\s]+)\s*(;.*)?$", re.I | re.S)
+# sent-protocol SP sent-by *(; via-params)  (RFC 3261 §20.42, §25.1); IPv6 references kept in [].
+_VIA_RE = re.compile(
+    r"\s*SIP\s*/\s*2\.0\s*/\s*([A-Za-z0-9.\-!%*_+`'~]+)\s+"
+    r"(\[[0-9A-Fa-f:.]+\]|[^;:\s\[\]]+)(?::(\d{1,5}))?\s*(;.*)?$", re.I | re.S)
 
 
 @dataclass(slots=True)
@@ -28,25 +32,14 @@ class Via:
     def parse(cls, text: str) -> Via:
         m = _VIA_RE.match(text)
         if m is None:
-            raise SipParseError(f"bad Via {text!r}")
-        sent_by = m.group(2)
+            raise SipParseError(f"bad Via {text[:100]!r}")
+        transport, host, port_text, ptext = m.groups()
         port: int | None = None
-        if sent_by.startswith("["):
-            end = sent_by.find("]")
-            host = sent_by[:end + 1]
-            rest = sent_by[end + 1:]
-            if end < 0 or (rest and not rest.startswith(":")):
-                raise SipParseError(f"bad Via host {text!r}")
-            ptext = rest[1:] if rest else ""
-        else:
-            host, _, ptext = sent_by.partition(":")
-        if ptext:
-            if not ptext.isdigit() or int(ptext) > 65535:
-                raise SipParseError(f"bad Via port {text!r}")
-            port = int(ptext)
-        if not host:
-            raise SipParseError(f"bad Via host {text!r}")
-        return cls(m.group(1).upper(), host, port, parse_params(m.group(3) or ""))
+        if port_text is not None:
+            port = int(port_text)
+            if port > 65535:
+                raise SipParseError(f"bad Via port {text[:100]!r}")
+        return cls(transport.upper(), host, port, parse_params(ptext) if ptext else {})
 
     @property
     def branch(self) -> str | None:
@@ -70,22 +63,25 @@ class Via:
         return f"SIP/2.0/{self.transport} {self.sent_by}{format_params(self.params)}"
 
 
-@dataclass(slots=True, frozen=True)
-class CSeq:
-    """CSeq (RFC 3261 §20.16): sequence number (< 2**31, §8.1.1.5) and method."""
+class CSeq(NamedTuple):
+    """CSeq (RFC 3261 §20.16): sequence number (< 2**31, §8.1.1.5) and method. Immutable (a tuple)."""
 
     seq: int
     method: str
 
     @classmethod
     def parse(cls, text: str) -> CSeq:
-        parts = text.split()
-        if len(parts) != 2 or not parts[0].isdigit() or len(parts[0]) > 10:
-            raise SipParseError(f"bad CSeq {text!r}")
-        seq = int(parts[0])
+        num, sep, method = text.strip().partition(" ")
+        if not sep:  # LWS may be a tab (§25.1)
+            parts = text.split()
+            num, method = (parts[0], parts[1]) if len(parts) == 2 else ("", "")
+        method = method.strip()
+        if not num.isdigit() or len(num) > 10 or not method or " " in method or "\t" in method:
+            raise SipParseError(f"bad CSeq {text[:40]!r}")
+        seq = int(num)
         if seq >= 2**32:
-            raise SipParseError(f"CSeq out of range {text!r}")
-        return cls(seq, parts[1])
+            raise SipParseError(f"CSeq out of range {text[:40]!r}")
+        return cls(seq, method)
 
     def __str__(self) -> str:
         return f"{self.seq} {self.method}"

@@ -40,12 +40,35 @@ class TimerConfig:
 
 @dataclass(slots=True)
 class Outgoing:
-    """A message the layer wants sent; ``message`` is kept for logging and for the transport's Via fix-ups."""
+    """A datagram/stream write the layer wants done. ``kind`` is the method or ``"response"`` (for metrics);
+    ``message`` is the message object when there is one (not for retransmissions of retired transactions)."""
 
     data: bytes
     dest: Address
     transport: str
-    message: SipMessage
+    message: SipMessage | None
+    kind: str
+
+
+def _kind(msg: SipMessage) -> str:
+    return msg.method if isinstance(msg, SipRequest) else "response"
+
+
+def _husk(req: SipRequest) -> SipRequest:
+    """A stand-in keeping only method, Request-URI, Call-ID and CSeq of a request.
+
+    Transactions live 64*T1 after their final response (Timers J, L, M) only to absorb retransmissions; at
+    hundreds of calls per second the full parsed messages kept that long dominate the garbage collector's
+    work, so finished transactions keep this husk and the encoded bytes they may have to re-send.
+    """
+    husk = SipRequest(req.method, req.raw_uri)
+    src = req.headers._map
+    dst = husk.headers._map
+    for name in ("call-id", "cseq"):
+        values = src.get(name)
+        if values:
+            dst[name] = values
+    return husk
 
 
 class TxState(Enum):
@@ -155,8 +178,16 @@ class Transaction:
 
     def _send(self, msg: SipMessage, data: bytes | None = None) -> bytes:
         data = msg.encode() if data is None else data
-        self._layer._out.append(Outgoing(data, self.dest, self.transport, msg))
+        self._layer._out.append(Outgoing(data, self.dest, self.transport, msg, _kind(msg)))
         return data
+
+    def _resend(self, data: bytes, kind: str) -> None:
+        self._layer._out.append(Outgoing(data, self.dest, self.transport, None, kind))
+
+    def _retire(self) -> None:
+        """Drop what a finished transaction no longer needs (see :func:`_husk`)."""
+        self.request = _husk(self.request)
+        self.user_data = None
 
     def _terminate(self) -> None:
         if self.state is not TxState.TERMINATED:
@@ -226,10 +257,12 @@ class ClientInviteTransaction(ClientTransaction):
                 self._stop("A", "B", "cancel")
                 self._start("M", 64 * layer.timers.t1, now)
                 layer._events.append(ResponseReceived(self, resp))
+                self.request = _husk(self.request)
             else:
                 self.state = TxState.COMPLETED
                 self._stop("A", "B", "cancel")
                 self._ack_data = self._send(self._build_ack(resp))
+                self.request = _husk(self.request)
                 if self.reliable:
                     layer._events.append(ResponseReceived(self, resp))
                     self._terminate()
@@ -242,7 +275,7 @@ class ClientInviteTransaction(ClientTransaction):
                 layer._events.append(ResponseReceived(self, resp, retransmission=True))
         elif st is TxState.COMPLETED and code >= 300:
             metrics.RETRANSMISSIONS_RECEIVED.labels("response").inc()
-            self._send(self.request, self._ack_data)  # re-send the same ACK (§17.1.1.2)
+            self._resend(self._ack_data, "ACK")  # re-send the same ACK (§17.1.1.2)
 
     def _build_ack(self, resp: SipResponse) -> SipRequest:
         """ACK for a non-2xx final response (§17.1.1.3)."""
@@ -270,7 +303,7 @@ class ClientInviteTransaction(ClientTransaction):
         layer = self._layer
         if name == "A" and self.state is TxState.CALLING:
             metrics.RETRANSMISSIONS.labels("request").inc()
-            self._send(self.request, self._data)
+            self._resend(self._data, self.request.method)
             self._interval *= 2
             self._start("A", self._interval, now)
         elif name == "B" and self.state is TxState.CALLING:
@@ -309,6 +342,7 @@ class ClientNonInviteTransaction(ClientTransaction):
             self._stop("E", "F")
             self.state = TxState.COMPLETED
             layer._events.append(ResponseReceived(self, resp))
+            self.request = _husk(self.request)
             if self.reliable:
                 self._terminate()
             else:
@@ -320,7 +354,7 @@ class ClientNonInviteTransaction(ClientTransaction):
         t = self._layer.timers
         if name == "E" and self.state in (TxState.TRYING, TxState.PROCEEDING):
             metrics.RETRANSMISSIONS.labels("request").inc()
-            self._send(self.request, self._data)
+            self._resend(self._data, self.request.method)
             self._interval = t.t2 if self.state is TxState.PROCEEDING else min(2 * self._interval, t.t2)
             self._start("E", self._interval, now)
         elif name == "F" and self.state in (TxState.TRYING, TxState.PROCEEDING):
@@ -334,19 +368,29 @@ class ClientNonInviteTransaction(ClientTransaction):
 class ServerTransaction(Transaction):
     """Common part of server transactions (§17.2). ``dest`` is where responses go (§18.2.2)."""
 
-    __slots__ = ("_last_data", "last_response", "source")
+    __slots__ = ("_last_data", "final_status", "last_response", "source")
 
     def __init__(self, layer: TransactionLayer, key: tuple[str, ...], request: SipRequest, dest: Address,
                  transport: str, *, source: Address) -> None:
         super().__init__(layer, key, request, dest, transport)
         self.source = source
         self.last_response: SipResponse | None = None
+        self.final_status = 0
         self._last_data = b""
 
     @property
     def final_sent(self) -> bool:
-        r = self.last_response
-        return r is not None and r.status >= 200
+        return self.final_status >= 200
+
+    def _record(self, resp: SipResponse) -> None:
+        self.last_response = resp
+        if resp.status >= 200:
+            self.final_status = resp.status
+        self._last_data = self._send(resp)
+
+    def _retire(self) -> None:
+        super()._retire()
+        self.last_response = None
 
     def send_response(self, resp: SipResponse, now: float) -> None:
         raise NotImplementedError
@@ -356,13 +400,13 @@ class ServerTransaction(Transaction):
         metrics.RETRANSMISSIONS_RECEIVED.labels("request").inc()
         if self._last_data and self.state is not TxState.TRYING:
             metrics.RETRANSMISSIONS.labels("response").inc()
-            self._send(self.last_response or self.request, self._last_data)
+            self._resend(self._last_data, "response")
 
 
 class ServerInviteTransaction(ServerTransaction):
     """INVITE server transaction (§17.2.1, Figure 7; RFC 6026 §7.1 Accepted state with Timer L)."""
 
-    __slots__ = ("_interval", "ack_received", "cancelled")
+    __slots__ = ("_ack_key_value", "_interval", "ack_received", "cancelled")
 
     def __init__(self, layer: TransactionLayer, key: tuple[str, ...], request: SipRequest, dest: Address,
                  transport: str, *, source: Address) -> None:
@@ -371,14 +415,14 @@ class ServerInviteTransaction(ServerTransaction):
         self._interval = layer.timers.t1
         self.ack_received = False
         self.cancelled = False
+        self._ack_key_value: tuple[str, str, int] | None = None
 
     def send_response(self, resp: SipResponse, now: float) -> None:
         st = self.state
         t = self._layer.timers
         code = resp.status
         if st is TxState.PROCEEDING:
-            self.last_response = resp
-            self._last_data = self._send(resp)
+            self._record(resp)
             if code < 200:
                 return
             if code < 300:
@@ -387,15 +431,16 @@ class ServerInviteTransaction(ServerTransaction):
                 self._interval = t.t1
                 self._start("G2xx", t.t1, now)
                 self._start("L", 64 * t.t1, now)
-                self._layer._accepted[self._ack_key()] = self
+                key = self._ack_key_value = self._ack_key()
+                self._layer._accepted[key] = self
             else:
                 self.state = TxState.COMPLETED
                 if not self.reliable:
                     self._start("G", t.t1, now)
                 self._start("H", 64 * t.t1, now)
-        elif st is TxState.ACCEPTED and 200 <= code < 300:
+        elif st is TxState.ACCEPTED and 200 <= code < 300 and not self.ack_received:
             # A TU may re-send the same 2xx (RFC 6026 §7.1); other responses are ignored.
-            self._last_data = self._send(resp)
+            self._record(resp)
 
     def _ack_key(self) -> tuple[str, str, int]:
         req = self.request
@@ -410,6 +455,7 @@ class ServerInviteTransaction(ServerTransaction):
                 self._terminate()
             else:
                 self._start("I", self._layer.timers.t4, now)
+                self._retire()
             return False
         if self.state is TxState.ACCEPTED:
             first = not self.ack_received
@@ -418,16 +464,23 @@ class ServerInviteTransaction(ServerTransaction):
             return first
         return False
 
+    def ack_delivered(self) -> None:
+        """The TU has seen the ACK for our 2xx: only retransmissions remain to absorb until Timer L."""
+        self._retire()
+
     def send_trying(self, now: float) -> None:
         """100 Trying if nothing was sent yet (§17.2.1); also the answer to an early retransmission."""
         if self.state is TxState.PROCEEDING and self.last_response is None:
             self.send_response(self.request.create_response(100), now)
 
     def retransmitted_request(self) -> None:
-        if self.last_response is None:
+        if self.state is TxState.PROCEEDING and self.last_response is None:
             metrics.RETRANSMISSIONS_RECEIVED.labels("request").inc()
             self.send_trying(0.0)
             return
+        if self.state is TxState.CONFIRMED:
+            metrics.RETRANSMISSIONS_RECEIVED.labels("request").inc()
+            return  # §17.2.1: absorbed once the ACK arrived
         super().retransmitted_request()
 
     def fire(self, name: str, now: float) -> None:
@@ -437,12 +490,12 @@ class ServerInviteTransaction(ServerTransaction):
             self.send_trying(now)
         elif name == "G2xx" and self.state is TxState.ACCEPTED and not self.ack_received:
             metrics.RETRANSMISSIONS.labels("response").inc()
-            self._send(self.last_response or self.request, self._last_data)
+            self._resend(self._last_data, "response")
             self._interval = min(2 * self._interval, t.t2)
             self._start("G2xx", self._interval, now)
         elif name == "G" and self.state is TxState.COMPLETED:
             metrics.RETRANSMISSIONS.labels("response").inc()
-            self._send(self.last_response or self.request, self._last_data)
+            self._resend(self._last_data, "response")
             self._interval = min(2 * self._interval, t.t2)
             self._start("G", self._interval, now)
         elif name == "H" and self.state is TxState.COMPLETED:
@@ -458,11 +511,9 @@ class ServerInviteTransaction(ServerTransaction):
             self._terminate()
 
     def _terminate(self) -> None:
-        accepted = self._layer._accepted
-        if self.last_response is not None and self.last_response.is_success:
-            key = self._ack_key()
-            if accepted.get(key) is self:
-                del accepted[key]
+        key = self._ack_key_value
+        if key is not None and self._layer._accepted.get(key) is self:
+            del self._layer._accepted[key]
         super()._terminate()
 
 
@@ -473,8 +524,7 @@ class ServerNonInviteTransaction(ServerTransaction):
 
     def send_response(self, resp: SipResponse, now: float) -> None:
         if self.state in (TxState.TRYING, TxState.PROCEEDING):
-            self.last_response = resp
-            self._last_data = self._send(resp)
+            self._record(resp)
             if resp.status < 200:
                 self.state = TxState.PROCEEDING
                 return
@@ -483,6 +533,7 @@ class ServerNonInviteTransaction(ServerTransaction):
                 self._terminate()
             else:
                 self._start("J", 64 * self._layer.timers.t1, now)
+                self._retire()
 
     def fire(self, name: str, now: float) -> None:
         if name == "J":
@@ -579,11 +630,11 @@ class TransactionLayer:
     def send_stateless(self, msg: SipMessage, dest: Address, transport: str) -> bytes:
         """Queue a message outside any transaction (ACK for 2xx, §13.2.2.4); returns its bytes."""
         data = msg.encode()
-        self._out.append(Outgoing(data, dest, transport.lower(), msg))
+        self._out.append(Outgoing(data, dest, transport.lower(), msg, _kind(msg)))
         return data
 
     def resend(self, data: bytes, msg: SipMessage, dest: Address, transport: str) -> None:
-        self._out.append(Outgoing(data, dest, transport, msg))
+        self._out.append(Outgoing(data, dest, transport, msg, _kind(msg)))
 
     # -- server side --
     def send_response(self, resp: SipResponse, now: float) -> ServerTransaction | None:
@@ -681,7 +732,8 @@ class TransactionLayer:
         if not isinstance(invite, ServerInviteTransaction):
             ctx.send_response(cancel.create_response(481), now)
             return
-        to_tag = invite.last_response.to.tag if invite.last_response is not None else None
+        last = invite.last_response
+        to_tag = last.to.tag if last is not None and last.status > 100 else None
         ctx.send_response(cancel.create_response(200, to_tag=to_tag), now)
         if invite.state is TxState.PROCEEDING and not invite.cancelled:
             invite.cancelled = True

@@ -191,17 +191,17 @@ def diameter_seeds() -> list[bytes]:
     cca = build_cca(codec.decode(wire_i), parsed, 2001, granted_seconds=300, validity_seconds=120,
                     final_unit=True)
     cca.avps.extend(origin[:2])
-    V = dc.VENDOR_3GPP
+    v3gpp = dc.VENDOR_3GPP
     udr = codec.new_request(dc.CMD_USER_DATA, dc.APP_SH, [
         codec.avp(dc.AVP_SESSION_ID, "as.ims.example.net;9;9"),
         codec.grouped(dc.AVP_VENDOR_SPECIFIC_APPLICATION_ID, [
-            codec.avp(dc.AVP_VENDOR_ID, V), codec.avp(dc.AVP_AUTH_APPLICATION_ID, dc.APP_SH)]),
+            codec.avp(dc.AVP_VENDOR_ID, v3gpp), codec.avp(dc.AVP_AUTH_APPLICATION_ID, dc.APP_SH)]),
         codec.avp(dc.AVP_AUTH_SESSION_STATE, 1),
         *origin,
-        codec.grouped(sh.AVP_USER_IDENTITY, [codec.avp(sh.AVP_PUBLIC_IDENTITY, "tel:+42027777100", vendor=V)],
-                      vendor=V),
-        codec.avp(sh.AVP_DATA_REFERENCE, 0, vendor=V),
-        codec.avp(sh.AVP_SERVICE_INDICATION, b"secondnum", vendor=V),
+        codec.grouped(sh.AVP_USER_IDENTITY,
+                      [codec.avp(sh.AVP_PUBLIC_IDENTITY, "tel:+42027777100", vendor=v3gpp)], vendor=v3gpp),
+        codec.avp(sh.AVP_DATA_REFERENCE, 0, vendor=v3gpp),
+        codec.avp(sh.AVP_SERVICE_INDICATION, b"secondnum", vendor=v3gpp),
     ])
     udr.header.hop_by_hop_identifier, udr.header.end_to_end_identifier = 7, 8
     wire_udr = codec.encode(udr)
@@ -209,7 +209,7 @@ def diameter_seeds() -> list[bytes]:
         *origin[:2],
         codec.avp(sh.AVP_USER_DATA, b'<?xml version="1.0"?><Sh-Data><RepositoryData><ServiceIndication>'
                   b"secondnum</ServiceIndication><SequenceNumber>1</SequenceNumber></RepositoryData>"
-                  b"</Sh-Data>", vendor=V),
+                  b"</Sh-Data>", vendor=v3gpp),
     ])
     cer = codec.new_request(dc.CMD_CAPABILITIES_EXCHANGE, dc.APP_COMMON, [
         *origin[:2],

@@ -23,12 +23,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[2]))
 
-import fuzz_targets as ft  # noqa: E402
+import fuzz_targets as ft
 
 # Findings already reported to the owning area (signature prefix -> where it is written up).
 KNOWN = {
-    "error: unpack_from requires a buffer of at least N bytes": "codec.decode below 20 bytes "
-                                                                "(notes-reliability.md, Found in other areas)",
+    "error: unpack_from requires a buffer of at least N bytes":
+        "codec.decode below 20 bytes (notes-reliability.md, Found in other areas)",
 }
 
 
@@ -37,7 +37,8 @@ def _signature(exc: BaseException) -> str:
     return re.sub(r"\d+", "N", f"{type(exc).__name__}: {str(exc)[:120]}")
 
 
-def run_target(name: str, examples: int, seconds: float, seed: int) -> tuple[int, Counter[str], dict[str, str]]:
+def run_target(name: str, examples: int, seconds: float,
+               seed: int) -> tuple[int, Counter[str], dict[str, str]]:
     target = ft.TARGETS[name]
     outcomes: Counter[str] = Counter()
     findings: dict[str, str] = {}

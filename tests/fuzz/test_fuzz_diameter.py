@@ -30,8 +30,9 @@ def _fix_length(data: bytes, fix: bool) -> bytes:
     return data
 
 
-mutated = st.builds(lambda seed, o, fix: _fix_length(ft.apply_ops(seed, o, SEEDS, corpus.DIAMETER_TOKENS), fix),
-                    st.sampled_from(SEEDS), ops, st.booleans())
+mutated = st.builds(
+    lambda seed, o, fix: _fix_length(ft.apply_ops(seed, o, SEEDS, corpus.DIAMETER_TOKENS), fix),
+    st.sampled_from(SEEDS), ops, st.booleans())
 
 
 @pytest.mark.parametrize("seed", SEEDS, ids=["CCR-I", "CCR-T", "CCA", "UDR", "UDA", "CER"])
@@ -50,7 +51,8 @@ def test_garbage(data: bytes) -> None:
 @given(st.binary(max_size=400).map(lambda b: b + b"\0" * (-len(b) % 4)))
 def test_garbage_behind_a_valid_header(body: bytes) -> None:
     RUNS["diameter_codec.garbage_body"] += 1
-    ft.diameter_message(struct.pack("!IIIII", (1 << 24) | (20 + len(body)), (0x80 << 24) | 272, 4, 1, 2) + body)
+    head = struct.pack("!IIIII", (1 << 24) | (20 + len(body)), (0x80 << 24) | 272, 4, 1, 2)
+    ft.diameter_message(head + body)
 
 
 @fuzz_settings(1500)

@@ -14,7 +14,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 
-
 @pytest.mark.parametrize("seed", corpus.SDP_SEEDS)
 def test_sdp_seeds_are_valid(seed: bytes) -> None:
     assert ft.sdp_body(seed) == "ok"

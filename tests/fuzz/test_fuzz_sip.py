@@ -47,7 +47,8 @@ DATAGRAM = st.one_of(st.sampled_from(corpus.SIP_SEEDS), SIP)
 
 
 @fuzz_settings(400)
-@given(st.lists(DATAGRAM, min_size=1, max_size=12), st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=12))
+@given(st.lists(DATAGRAM, min_size=1, max_size=12),
+       st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=12))
 def test_transaction_layer_leaks_nothing(datagrams: list[bytes], choices: list[int]) -> None:
     RUNS["sip_transactions"] += 1
     ft.sip_transactions(datagrams, choices)

@@ -125,15 +125,16 @@ def _toml_value(v: Any) -> str:
     raise TypeError(v)
 
 
-def write_config(path: Path, ports: Ports, mongo_uri: str, *, trusted: list[str], extra: dict[str, dict[str, Any]]
-                 | None = None, prompts_dir: Path | None = None) -> None:
+def write_config(path: Path, ports: Ports, mongo_uri: str, *, trusted: list[str],
+                 extra: dict[str, dict[str, Any]] | None = None, prompts_dir: Path | None = None) -> None:
     sections: dict[str, dict[str, Any]] = {
         "run": {"drain_limit": 3.0, "seed_demo_data": True},  # the seed's DID, alias and OCS balance
         "log": {"level": "info"},
         "mongo": {"uri": mongo_uri, "database": "secondnum"},
-        "as": {"sip_port": ports.as_sip, "http_port": ports.as_http, "own_uri": f"sip:127.0.0.1:{ports.as_sip}",
-               "media_uri": f"sip:127.0.0.1:{ports.media_sip}", "scscf_uri": f"sip:127.0.0.1:{ports.scscf};lr",
-               "trusted_scscf": trusted, "api_tokens": [TOKEN]},
+        "as": {"sip_port": ports.as_sip, "http_port": ports.as_http,
+               "own_uri": f"sip:127.0.0.1:{ports.as_sip}", "media_uri": f"sip:127.0.0.1:{ports.media_sip}",
+               "scscf_uri": f"sip:127.0.0.1:{ports.scscf};lr", "trusted_scscf": trusted,
+               "api_tokens": [TOKEN]},
         "media": {"sip_port": ports.media_sip, "api_port": ports.media_api, "rtp_port_min": ports.rtp[0],
                   "rtp_port_max": ports.rtp[1]},
         "ocs": {"listen_port": ports.ocs, "http_port": ports.ocs_http},
@@ -164,9 +165,10 @@ class SecondnumProcess:
 
     def start(self, ready_urls: list[str], timeout: float = 90.0) -> None:
         args = [str(VENV_BIN / "secondnum"), "-c", str(self.config), self.command]
-        env = {k: v for k, v in os.environ.items() if k not in ("MONGO_URI",) and not k.endswith("_PROXY")}
+        env = {k: v for k, v in os.environ.items() if k != "MONGO_URI" and not k.endswith("_PROXY")}
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env=env)
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+                                         env=env)
         end = time.monotonic() + timeout
         pending = list(ready_urls)
         while pending and time.monotonic() < end:

@@ -38,6 +38,9 @@ def fd_ocs_factory(tmp_path: Path, fd_extension: Path) -> Iterator[OcsFactory]:
     yield start
     for ocs in started:
         ocs.stop()
+    # Whatever a test asserted, freeDiameter must not have complained about our messages.
+    complaints = [line for ocs in started if not ocs.errors_expected for line in ocs.error_lines()]
+    assert not complaints, "freeDiameterd logged errors:\n" + "\n".join(complaints[:40])
 
 
 @pytest.fixture

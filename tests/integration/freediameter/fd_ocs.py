@@ -142,6 +142,13 @@ class OcsOptions:
     reauth_number: str = "42000000258"  # gets a RAR after its first CCR-Update
     garble_number: str = "42000000500"  # its CCAs carry an unknown AVP with the M bit
     tw_seconds: int = 30  # freeDiameter's own Tw (RFC 3539 §3.4.1); it enforces >= 6
+    # Client mode (freeDiameter as CTF): ConnectPeer to this Diameter server, then CCR-I/U/T for
+    # client_e164 and one CCR-I each for client_unknown and client_low (see fd_test_ocs.c).
+    connect_to: tuple[str, str, int] | None = None  # (Diameter identity, realm, port on 127.0.0.1)
+    client_e164: str = ""
+    client_unknown: str = ""
+    client_low: str = ""
+    client_called: str = "tel:+420273333444"
 
 
 class FreeDiameterOcs:
@@ -155,6 +162,7 @@ class FreeDiameterOcs:
         self.event_log = workdir / "events.log"
         self.daemon_log = workdir / "freeDiameterd.log"
         self._proc: subprocess.Popen[bytes] | None = None
+        self.errors_expected = False  # a test provoking errors on purpose sets this
 
     @property
     def identity(self) -> str:
@@ -185,11 +193,24 @@ class FreeDiameterOcs:
             "abort": self.options.abort_number,
             "reauth": self.options.reauth_number,
             "garble": self.options.garble_number,
+            "connect_peer": self._connect_peer(),
+            "client_peer": self.options.connect_to[0] if self.options.connect_to else "",
+            "client_realm": self.options.connect_to[1] if self.options.connect_to else "",
+            "client_e164": self.options.client_e164,
+            "client_unknown": self.options.client_unknown,
+            "client_low": self.options.client_low,
+            "client_called": self.options.client_called,
         }
         for name in ("acl_wl.conf", "fd_test_ocs.conf", "freeDiameter.conf"):
             text = Template((HERE / f"{name}.in").read_text()).substitute(values)
             (self.workdir / name).write_text(text)
         return self.workdir / "freeDiameter.conf"
+
+    def _connect_peer(self) -> str:
+        if self.options.connect_to is None:
+            return ""
+        host, _realm, port = self.options.connect_to
+        return f'ConnectPeer = "{host}" {{ ConnectTo = "127.0.0.1"; Port = {port}; No_TLS; }};'
 
     def start(self, timeout: float = 30.0, port: int | None = None) -> None:
         """Start the daemon and return once it listens; retries if a free port was taken meanwhile.
@@ -255,12 +276,17 @@ class FreeDiameterOcs:
         except FileNotFoundError:
             return ""
 
+    def error_lines(self) -> list[str]:
+        """ERROR/WARN lines of the daemon's own log (a clean interop run has none)."""
+        return [ln for ln in self.log_text().splitlines() if " ERROR " in ln or " WARN " in ln]
+
     def events(self, kind: str | None = None) -> list[Event]:
         """Lines of the extension's event log as dicts, optionally only `event=kind`."""
         try:
-            lines = self.event_log.read_text(errors="replace").splitlines()
+            text = self.event_log.read_text(errors="replace")
         except FileNotFoundError:
             return []
+        lines = text.split("\n")[:-1]  # a last line without its newline is still being written
         out = []
         for line in lines:
             fields = dict(f.split("=", 1) for f in line.split("\t") if "=" in f)

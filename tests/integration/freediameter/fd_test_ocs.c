@@ -1,6 +1,6 @@
 /*
- * fd_test_ocs: a minimal credit-control server (OCS) extension for freeDiameterd, used only by the
- * secondnum interop tests (tests/integration/freediameter/).
+ * fd_test_ocs: a minimal credit-control server (OCS) extension for freeDiameterd, with a small client
+ * mode, used only by the secondnum interop tests (tests/integration/freediameter/).
  *
  * It answers Credit-Control-Request (RFC 4006 §3.1, application 4, command 272) with CCA:
  *   Result-Code 2001, CC-Request-Type / CC-Request-Number echoed (RFC 4006 §8.3, §8.2), and on
@@ -27,6 +27,8 @@
  *   event=dpr  peer=.. cause=0                           (Disconnect-Cause, RFC 6733 §5.4.3)
  *   event=parse_error  peer=.. error=..                  (message rejected by the dictionary, e.g. 5001)
  *   event=peer_up / event=peer_down  peer=..
+ *   client mode: event=client_open, event=client_ccr step=.. (sent), event=cca step=.. type=.. number=..
+ *                result=.. granted=.. validity=.. mscc_result=.. fui=0|1 (answer as parsed by freeDiameter)
  *
  * Configuration file (the argument after the extension in freeDiameter.conf), one "key = value" a line:
  *   log = /path/to/events.log      (required)
@@ -37,6 +39,8 @@
  *   reauth = 42000000258           (RAR after CCR-Update number 1)
  *   garble = 42000000500           (the CCA also carries AVP 65000/10415 with the M bit, which no
  *                                   dictionary but this extension's defines: RFC 6733 §4.1 bad input)
+ *   client_peer / client_realm     (client mode: Destination-Host/-Realm, a ConnectPeer of the daemon)
+ *   client_e164 / client_unknown / client_low / client_called   (see "Client mode" below)
  */
 
 #include <freeDiameter/extension.h>
@@ -46,6 +50,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define VENDOR_3GPP 10415
 
@@ -67,6 +72,9 @@
 #define AVP_SUBSCRIPTION_ID_TYPE 450
 #define AVP_SERVICE_CONTEXT_ID 461
 #define AVP_RATING_GROUP 432
+#define AVP_GRANTED_SERVICE_UNIT 431
+#define AVP_VALIDITY_TIME 448
+#define AVP_FINAL_UNIT_INDICATION 430
 #define AVP_EVENT_TYPE 823         /* 3GPP */
 #define AVP_SIP_METHOD 824         /* 3GPP */
 #define AVP_ROLE_OF_NODE 829       /* 3GPP */
@@ -444,6 +452,224 @@ static void hook_cb(enum fd_hook_type type, struct msg *msg, struct peer_hdr *pe
 	}
 }
 
+/* ------------------------------------------------------------------------------------------------
+ * Client mode: freeDiameter as the CTF against OUR built-in OCS (ConnectPeer in freeDiameter.conf).
+ * Once client_peer is OPEN, it runs a fixed script and logs every answer as event=cca:
+ *   step 0-2: CCR-I (RSU 300), CCR-U (USU 30, RSU 300), CCR-T (USU 10) for client_e164;
+ *   step 3:   CCR-I for client_unknown (a new session), if configured;
+ *   step 4:   CCR-I for client_low (a new session; meant to get a Final-Unit-Indication), if configured.
+ * Answers are parsed against freeDiameter's dictionaries and CCA ABNF before the callback runs; a
+ * malformed CCA shows as event=parse_error and the script stops there.
+ */
+
+struct client_step {
+	int who; /* 0: client_e164, 1: client_unknown, 2: client_low */
+	int32_t type;
+	uint32_t number;
+	int requested;
+	int used; /* -1: no Used-Service-Unit */
+};
+
+static const struct client_step script[] = {
+	{0, 1, 0, 300, -1},
+	{0, 2, 1, 300, 30},
+	{0, 3, 2, -1, 10},
+	{1, 1, 0, 300, -1},
+	{2, 1, 0, 300, -1},
+};
+
+static char client_peer[1024];
+static char client_realm[1024];
+static char client_e164[1024];
+static char client_unknown[1024];
+static char client_low[1024];
+static char client_called[1024];
+static char client_session[256];
+static pthread_t client_thread;
+static int client_thread_started;
+
+static struct dict_object *d_service_context_id;
+static struct dict_object *d_subscription_id;
+static struct dict_object *d_subscription_id_type;
+static struct dict_object *d_subscription_id_data;
+static struct dict_object *d_rsu;
+static struct dict_object *d_usu;
+static struct dict_object *d_termination_cause;
+static struct dict_object *d_service_information;
+static struct dict_object *d_ims_information;
+static struct dict_object *d_node_functionality;
+static struct dict_object *d_role_of_node;
+static struct dict_object *d_called_party_address;
+
+/* First AVP (code, vendor) directly below parent, not inside grouped AVPs. */
+static struct avp *find_child(msg_or_avp *parent, avp_code_t code, vendor_id_t vendor)
+{
+	struct avp *child = NULL;
+
+	if (fd_msg_browse(parent, MSG_BRW_FIRST_CHILD, &child, NULL) != 0)
+		return NULL;
+	while (child != NULL) {
+		struct avp_hdr *h = NULL;
+		if (fd_msg_avp_hdr(child, &h) == 0) {
+			vendor_id_t v = (h->avp_flags & AVP_FLAG_VENDOR) ? h->avp_vendor : 0;
+			if (h->avp_code == code && v == vendor)
+				return child;
+		}
+		if (fd_msg_browse(child, MSG_BRW_NEXT, &child, NULL) != 0)
+			return NULL;
+	}
+	return NULL;
+}
+
+static int add_grouped(msg_or_avp *parent, struct dict_object *model, struct avp **out)
+{
+	CHECK_FCT(fd_msg_avp_new(model, 0, out));
+	CHECK_FCT(fd_msg_avp_add(parent, MSG_BRW_LAST_CHILD, *out));
+	return 0;
+}
+
+static int client_send(int step);
+
+static void client_answer_cb(void *data, struct msg **answer)
+{
+	int step = (int)(intptr_t)data;
+	struct avp *mscc, *gsu;
+	union avp_value *v;
+	char session[256], origin[256];
+	long long result = -1, granted = -1, validity = -1, mscc_result = -1, type = -1, number = -1;
+	int fui = 0;
+
+	if (answer == NULL || *answer == NULL)
+		return;
+	os_text(avp_val(find_child(*answer, AVP_SESSION_ID, 0)), session, sizeof(session));
+	os_text(avp_val(find_child(*answer, AVP_ORIGIN_HOST, 0)), origin, sizeof(origin));
+	if ((v = avp_val(find_child(*answer, AVP_RESULT_CODE, 0))) != NULL)
+		result = v->u32;
+	if ((v = avp_val(find_child(*answer, AVP_CC_REQUEST_TYPE, 0))) != NULL)
+		type = v->i32;
+	if ((v = avp_val(find_child(*answer, AVP_CC_REQUEST_NUMBER, 0))) != NULL)
+		number = v->u32;
+	mscc = find_child(*answer, AVP_MSCC, 0);
+	if (mscc != NULL) {
+		gsu = find_child(mscc, AVP_GRANTED_SERVICE_UNIT, 0);
+		if (gsu != NULL && (v = avp_val(find_child(gsu, AVP_CC_TIME, 0))) != NULL)
+			granted = v->u32;
+		if ((v = avp_val(find_child(mscc, AVP_VALIDITY_TIME, 0))) != NULL)
+			validity = v->u32;
+		if ((v = avp_val(find_child(mscc, AVP_RESULT_CODE, 0))) != NULL)
+			mscc_result = v->u32;
+		fui = find_child(mscc, AVP_FINAL_UNIT_INDICATION, 0) != NULL;
+	}
+	log_line("event=cca\tstep=%d\tsession=%s\torigin=%s\ttype=%lld\tnumber=%lld\tresult=%lld\t"
+		 "granted=%lld\tvalidity=%lld\tmscc_result=%lld\tfui=%d",
+		 step, session, origin, type, number, result, granted, validity, mscc_result, fui);
+	fd_msg_free(*answer);
+	*answer = NULL;
+	if ((size_t)(step + 1) < sizeof(script) / sizeof(script[0]))
+		CHECK_FCT_DO(client_send(step + 1), );
+}
+
+static int client_send(int step)
+{
+	const struct client_step *st = &script[step];
+	const char *e164 = st->who == 1 ? client_unknown : st->who == 2 ? client_low : client_e164;
+	struct msg *req = NULL;
+	struct msg_hdr *h = NULL;
+	struct avp *sub, *mscc, *unit, *si, *ims;
+
+	if (e164[0] == '\0') /* not configured: skip the step */
+		return (size_t)(step + 1) < sizeof(script) / sizeof(script[0]) ? client_send(step + 1) : 0;
+	CHECK_FCT(fd_msg_new(d_cmd_ccr, MSGFL_ALLOC_ETEID, &req));
+	CHECK_FCT(fd_msg_hdr(req, &h));
+	h->msg_appl = 4;
+	if (st->number == 0) {
+		CHECK_FCT(fd_msg_new_session(req, (os0_t) "fdclient", 8));
+		os_text(avp_val(find_child(req, AVP_SESSION_ID, 0)), client_session, sizeof(client_session));
+	} else {
+		CHECK_FCT(add_os(req, d_session_id, client_session));
+	}
+	CHECK_FCT(fd_msg_add_origin(req, 0));
+	CHECK_FCT(add_os(req, d_destination_realm, client_realm));
+	CHECK_FCT(add_os(req, d_destination_host, client_peer));
+	CHECK_FCT(add_u32(req, d_auth_app_id, 4));
+	CHECK_FCT(add_os(req, d_service_context_id, "32260@3gpp.org"));
+	CHECK_FCT(add_i32(req, d_cc_request_type, st->type));
+	CHECK_FCT(add_u32(req, d_cc_request_number, st->number));
+	CHECK_FCT(add_grouped(req, d_subscription_id, &sub));
+	CHECK_FCT(add_i32(sub, d_subscription_id_type, 0)); /* END_USER_E164 */
+	CHECK_FCT(add_os(sub, d_subscription_id_data, e164));
+	if (st->type == CC_TYPE_TERMINATION)
+		CHECK_FCT(add_i32(req, d_termination_cause, 1)); /* DIAMETER_LOGOUT */
+	CHECK_FCT(add_grouped(req, d_mscc, &mscc));
+	if (st->requested >= 0) {
+		CHECK_FCT(add_grouped(mscc, d_rsu, &unit));
+		CHECK_FCT(add_u32(unit, d_cc_time, (uint32_t)st->requested));
+	}
+	if (st->used >= 0) {
+		CHECK_FCT(add_grouped(mscc, d_usu, &unit));
+		CHECK_FCT(add_u32(unit, d_cc_time, (uint32_t)st->used));
+	}
+	CHECK_FCT(add_grouped(req, d_service_information, &si));
+	CHECK_FCT(add_grouped(si, d_ims_information, &ims));
+	CHECK_FCT(add_i32(ims, d_node_functionality, 6)); /* AS */
+	CHECK_FCT(add_i32(ims, d_role_of_node, 0));        /* ORIGINATING_ROLE */
+	CHECK_FCT(add_os(ims, d_called_party_address, client_called));
+	log_line("event=client_ccr\tstep=%d\tsession=%s\ttype=%d\tnumber=%u\tsub_data=%s", step, client_session,
+		 (int)st->type, st->number, e164);
+	CHECK_FCT(fd_msg_send(&req, client_answer_cb, (void *)(intptr_t)step));
+	return 0;
+}
+
+/* Waits (up to 60 s) for the connection to client_peer to be OPEN, then starts the script. */
+static void *client_main(void *arg)
+{
+	int i;
+
+	(void)arg;
+	for (i = 0; i < 600; i++) {
+		struct peer_hdr *peer = NULL;
+		if (fd_peer_getbyid(client_peer, strlen(client_peer), 1, &peer) == 0 && peer != NULL
+		    && fd_peer_get_state(peer) == STATE_OPEN) {
+			log_line("event=client_open\tpeer=%s", client_peer);
+			CHECK_FCT_DO(client_send(0), log_line("event=client_error\tstep=0"));
+			return NULL;
+		}
+		usleep(100000);
+	}
+	log_line("event=client_timeout\tpeer=%s", client_peer);
+	return NULL;
+}
+
+static int avp_3gpp(const char *name, struct dict_object **obj)
+{
+	struct dict_avp_request req = {.avp_vendor = VENDOR_3GPP, .avp_name = (char *)name};
+
+	return fd_dict_search(fd_g_config->cnf_dict, DICT_AVP, AVP_BY_NAME_AND_VENDOR, &req, obj, ENOENT);
+}
+
+static int avp_by_name(const char *name, struct dict_object **obj);
+
+static int client_init(void)
+{
+	CHECK_FCT(avp_by_name("Service-Context-Id", &d_service_context_id));
+	CHECK_FCT(avp_by_name("Subscription-Id", &d_subscription_id));
+	CHECK_FCT(avp_by_name("Subscription-Id-Type", &d_subscription_id_type));
+	CHECK_FCT(avp_by_name("Subscription-Id-Data", &d_subscription_id_data));
+	CHECK_FCT(avp_by_name("Requested-Service-Unit", &d_rsu));
+	CHECK_FCT(avp_by_name("Used-Service-Unit", &d_usu));
+	CHECK_FCT(avp_by_name("Termination-Cause", &d_termination_cause));
+	CHECK_FCT(avp_3gpp("Service-Information", &d_service_information));
+	CHECK_FCT(avp_3gpp("IMS-Information", &d_ims_information));
+	CHECK_FCT(avp_3gpp("Node-Functionality", &d_node_functionality));
+	CHECK_FCT(avp_3gpp("Role-Of-Node", &d_role_of_node));
+	CHECK_FCT(avp_3gpp("Called-Party-Address", &d_called_party_address));
+	if (client_peer[0] != '\0') {
+		CHECK_POSIX(pthread_create(&client_thread, NULL, client_main, NULL));
+		client_thread_started = 1;
+	}
+	return 0;
+}
+
 static int read_conf(const char *path)
 {
 	FILE *f;
@@ -460,7 +686,7 @@ static int read_conf(const char *path)
 	}
 	while (fgets(line, sizeof(line), f) != NULL) {
 		char key[64], value[1024];
-		if (line[0] == '#' || sscanf(line, " %63[a-z_] = %1023s", key, value) != 2)
+		if (line[0] == '#' || sscanf(line, " %63[a-z0-9_] = %1023s", key, value) != 2)
 			continue;
 		if (strcmp(key, "log") == 0)
 			snprintf(log_path, sizeof(log_path), "%s", value);
@@ -476,6 +702,18 @@ static int read_conf(const char *path)
 			snprintf(reauth_number, sizeof(reauth_number), "%s", value);
 		else if (strcmp(key, "garble") == 0)
 			snprintf(garble_number, sizeof(garble_number), "%s", value);
+		else if (strcmp(key, "client_peer") == 0)
+			snprintf(client_peer, sizeof(client_peer), "%s", value);
+		else if (strcmp(key, "client_realm") == 0)
+			snprintf(client_realm, sizeof(client_realm), "%s", value);
+		else if (strcmp(key, "client_e164") == 0)
+			snprintf(client_e164, sizeof(client_e164), "%s", value);
+		else if (strcmp(key, "client_unknown") == 0)
+			snprintf(client_unknown, sizeof(client_unknown), "%s", value);
+		else if (strcmp(key, "client_low") == 0)
+			snprintf(client_low, sizeof(client_low), "%s", value);
+		else if (strcmp(key, "client_called") == 0)
+			snprintf(client_called, sizeof(client_called), "%s", value);
 	}
 	fclose(f);
 	if (log_path[0] == '\0') {
@@ -533,6 +771,7 @@ static int test_ocs_entry(char *conffile)
 	CHECK_FCT(fd_hook_register(HOOK_MASK(HOOK_MESSAGE_RECEIVED, HOOK_MESSAGE_SENT, HOOK_MESSAGE_PARSING_ERROR,
 					     HOOK_PEER_CONNECT_SUCCESS, HOOK_PEER_CONNECT_FAILED),
 				   hook_cb, NULL, NULL, &hook_handle));
+	CHECK_FCT(client_init());
 	log_line("event=ready\tgrant=%u\trefuse=%s\trefuse_code=%u", grant_seconds,
 		 refuse_number[0] ? refuse_number : "-", refuse_code);
 	return 0;
@@ -540,6 +779,10 @@ static int test_ocs_entry(char *conffile)
 
 void fd_ext_fini(void)
 {
+	if (client_thread_started) {
+		pthread_cancel(client_thread);
+		pthread_join(client_thread, NULL);
+	}
 	if (ccr_handle != NULL)
 		fd_disp_unregister(&ccr_handle, NULL);
 	if (hook_handle != NULL)

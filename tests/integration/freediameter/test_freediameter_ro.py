@@ -14,6 +14,8 @@ import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
+from diameter.message import Message
+from diameter.message.avp import Avp
 from fd_ocs import Event, FreeDiameterOcs, OcsFactory
 
 from charging.client import ChargingRefused, ChargingRequest, RoClient, RoleOfNode
@@ -57,6 +59,38 @@ async def ro_client(ocs: FreeDiameterOcs, **overrides: object) -> AsyncIterator[
         yield client
     finally:
         await client.stop()
+
+
+def event_ccr(tag: str, sip_method: Avp) -> Message:
+    """A minimal CCR (EVENT_REQUEST) whose IMS-Information carries Event-Type { `sip_method` }."""
+    v = dc.VENDOR_3GPP
+    ims = codec.grouped(
+        dc.AVP_3GPP_IMS_INFORMATION,
+        [
+            codec.grouped(dc.AVP_3GPP_EVENT_TYPE, [sip_method], v),
+            codec.avp(dc.AVP_3GPP_NODE_FUNCTIONALITY, dc.NODE_FUNCTIONALITY_AS, v),
+        ],
+        v,
+    )
+    return codec.new_request(
+        dc.CMD_CREDIT_CONTROL,
+        dc.APP_RO,
+        [
+            codec.avp(dc.AVP_SESSION_ID, f"{AS_HOST};1;{tag}"),
+            codec.avp(dc.AVP_AUTH_APPLICATION_ID, dc.APP_RO),
+            codec.avp(dc.AVP_SERVICE_CONTEXT_ID, dc.RO_SERVICE_CONTEXT_ID),
+            codec.avp(dc.AVP_CC_REQUEST_TYPE, dc.CC_REQUEST_EVENT),
+            codec.avp(dc.AVP_CC_REQUEST_NUMBER, 0),
+            codec.grouped(
+                dc.AVP_SUBSCRIPTION_ID,
+                [
+                    codec.avp(dc.AVP_SUBSCRIPTION_ID_TYPE, dc.SUBSCRIPTION_ID_E164),
+                    codec.avp(dc.AVP_SUBSCRIPTION_ID_DATA, SUBSCRIBER),
+                ],
+            ),
+            codec.grouped(dc.AVP_3GPP_SERVICE_INFORMATION, [ims], v),
+        ],
+    )
 
 
 def peer_state(client: RoClient, host: str) -> str:
@@ -112,41 +146,18 @@ async def test_cer_cea_and_ccr_initial_update_termination(fd_ocs_factory: OcsFac
 
 async def test_event_type_sip_method_is_accepted_by_freediameter(fd_ocs: FreeDiameterOcs) -> None:
     """TS 32.299 §7.2.53: Event-Type carries SIP-Method 824/10415 (python-diameter sends 393)."""
+    fd_ocs.errors_expected = True  # the negative control below makes freeDiameter log the 5001
     async with ro_client(fd_ocs) as client:
         session = await client.start_session(CALL)
         await session.terminate(used_seconds=0)
 
-        # Negative control: the unpatched encoding (AVP 393 inside Event-Type) is refused by the same
-        # peer, so the positive result above is not freeDiameter ignoring the AVP.
-        wrong = codec.new_request(
-            dc.CMD_CREDIT_CONTROL,
-            dc.APP_RO,
-            [
-                codec.avp(dc.AVP_SESSION_ID, f"{AS_HOST};1;393"),
-                codec.avp(dc.AVP_AUTH_APPLICATION_ID, dc.APP_RO),
-                codec.avp(dc.AVP_SERVICE_CONTEXT_ID, dc.RO_SERVICE_CONTEXT_ID),
-                codec.avp(dc.AVP_CC_REQUEST_TYPE, dc.CC_REQUEST_EVENT),
-                codec.avp(dc.AVP_CC_REQUEST_NUMBER, 0),
-                codec.grouped(
-                    dc.AVP_3GPP_SERVICE_INFORMATION,
-                    [
-                        codec.grouped(
-                            dc.AVP_3GPP_IMS_INFORMATION,
-                            [
-                                codec.grouped(
-                                    dc.AVP_3GPP_EVENT_TYPE, [codec.raw_avp(393, b"INVITE")], dc.VENDOR_3GPP
-                                ),
-                                codec.avp(
-                                    dc.AVP_3GPP_NODE_FUNCTIONALITY, dc.NODE_FUNCTIONALITY_AS, dc.VENDOR_3GPP
-                                ),
-                            ],
-                            dc.VENDOR_3GPP,
-                        )
-                    ],
-                    dc.VENDOR_3GPP,
-                ),
-            ],
-        )
+        # Same check on a bare CCR from the codec, and the negative control: the unpatched encoding
+        # (393 inside Event-Type) is refused by the same peer, so the 2001s are not freeDiameter
+        # ignoring the AVP.
+        patched = codec.avp(dc.AVP_3GPP_SIP_METHOD, "INVITE", dc.VENDOR_3GPP)
+        answer = await client.node.send_request(event_ccr("824", patched), fd_ocs.realm)
+        assert codec.result_code(answer) == dc.SUCCESS
+        wrong = event_ccr("393", codec.raw_avp(393, b"INVITE"))
         answer = await client.node.send_request(wrong, fd_ocs.realm)
         assert codec.result_code(answer) == dc.AVP_UNSUPPORTED
         failed = codec.first(answer.avps, dc.AVP_FAILED_AVP)
@@ -154,7 +165,7 @@ async def test_event_type_sip_method_is_accepted_by_freediameter(fd_ocs: FreeDia
         assert [a.code for a in failed.value] == [393]
 
     ccrs = fd_ocs.ccrs()
-    assert len(ccrs) == 2  # the wrong one never reached the application
+    assert len(ccrs) == 3  # the wrong one never reached the application
     assert all(c["event_type"] == "yes" and c["sip_method"] == "INVITE" for c in ccrs)
     assert any(e["event"] == "parse_error" for e in fd_ocs.events())
 

@@ -298,3 +298,91 @@ async def test_database_down_is_503_not_500() -> None:
         await runner.cleanup()
         mongoengine.disconnect()
         server.stop()
+
+
+async def test_merge_patch_media_type_is_accepted(api: Api) -> None:
+    """RFC 7396 §4 registers application/merge-patch+json, as the OpenAPI document advertises for PATCH."""
+    await api.call("POST", "/api/v1/accounts", SEED)
+    status, body, _ = await api.call(
+        "PATCH",
+        f"/api/v1/accounts/{DID}",
+        data=b'{"display_name": "Merge"}',
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert status == 200 and isinstance(body, dict) and body["display_name"] == "Merge"
+
+
+def _response_schema(name: str) -> dict[str, Any]:
+    from hss_adapter.api.openapi import document
+
+    return {"$ref": f"#/components/schemas/{name}", "components": document()["components"]}
+
+
+@pytest.mark.parametrize(
+    "identity",
+    ["sip:x\r\nSet-Cookie: y@h", "sip:a b@h", "tel:+42073723123\x00", "42073723123@pst\tn"],
+)
+async def test_alias_with_control_characters_is_422(api: Api, identity: str) -> None:
+    """Found by schemathesis (tests/reliability): such an identity reached the Location header."""
+    await api.call("POST", "/api/v1/accounts", {"did": DID})
+    status, problem, ctype = await api.call("POST", f"/api/v1/accounts/{DID}/aliases", {"identity": identity})
+    assert (status, ctype) == (422, PROBLEM) and isinstance(problem, dict) and problem["field"] == "identity"
+
+
+async def test_alias_location_header_is_a_valid_path(api: Api) -> None:
+    await api.call("POST", "/api/v1/accounts", {"did": DID})
+    async with api.session.post(
+        f"{api.base}/api/v1/accounts/{DID}/aliases",
+        json={"identity": "sip:John.Doe@Example.NET"},
+        headers={"Authorization": "Bearer test-token"},
+    ) as r:
+        assert r.status == 201
+        location = r.headers["Location"]
+    status, alias, _ = await api.call("GET", location)
+    assert status == 200 and isinstance(alias, dict) and alias["key"] == "sip:John.Doe@example.net"
+
+
+async def test_time_window_without_days_means_every_day(api: Api) -> None:
+    """Found by schemathesis: days absent was returned as [] (the schema says minItems 1)."""
+    import jsonschema
+
+    await api.call("POST", "/api/v1/accounts", {"did": DID})
+    status, body, _ = await api.call(
+        "PUT", f"/api/v1/accounts/{DID}/follow-me", {"time_window": {"start": "09:00", "end": "17:00"}}
+    )
+    assert status == 200 and isinstance(body, dict), body
+    jsonschema.validate(body, _response_schema("FollowMe"))
+    assert body["time_window"]["days"] == ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    status, account, _ = await api.call("GET", f"/api/v1/accounts/{DID}")
+    jsonschema.validate(account, _response_schema("Account"))
+
+
+async def test_concurrent_duplicates_resolve_to_one_winner(api: Api) -> None:
+    """Parallel creates of one DID, parallel claims of one alias: one 201, the rest 409, nothing half-made."""
+    import asyncio
+
+    results = await asyncio.gather(*(api.call("POST", "/api/v1/accounts", {"did": DID}) for _ in range(8)))
+    assert sorted(r[0] for r in results) == [201] + [409] * 7
+    dids = [f"4200000020{i}" for i in range(8)]
+    for did in dids:
+        assert (await api.call("POST", "/api/v1/accounts", {"did": did}))[0] == 201
+    claims = await asyncio.gather(
+        *(api.call("POST", f"/api/v1/accounts/{d}/aliases", {"identity": "tel:+42073723123"}) for d in dids)
+    )
+    assert sorted(r[0] for r in claims) == [201] + [409] * 7
+    assert AliasDoc._get_collection().count_documents({"key": "42073723123"}) == 1
+    # Accounts created with an alias that races: the loser leaves neither account nor alias behind.
+    creates = await asyncio.gather(
+        *(
+            api.call(
+                "POST", "/api/v1/accounts", {"did": f"4200000030{i}", "aliases": [{"identity": "sip:x@h"}]}
+            )
+            for i in range(6)
+        )
+    )
+    assert sorted(r[0] for r in creates) == [201] + [409] * 5
+    assert (
+        AccountDoc._get_collection().count_documents({"did": {"$in": [f"4200000030{i}" for i in range(6)]}})
+        == 1
+    )
+    assert AliasDoc._get_collection().count_documents({"key": "sip:x@h"}) == 1

@@ -185,3 +185,22 @@ async def test_bad_document_does_not_break_the_cache(api: Api, mongo_uri: str) -
         assert cache.lookup_did("42000000077") is None
     finally:
         await cache.stop()
+
+
+async def test_other_collections_are_filtered_by_the_server(api: Api, mongo_uri: str) -> None:
+    """CDR/balance/voicemail writes share the database; the change stream must not carry them to the AS."""
+    from hss_adapter.cache import CACHE_EVENTS
+    from hss_adapter.models import AccountDoc
+
+    cache = ProfileCache.from_uri(mongo_uri, os.environ["SECONDNUM_TEST_DB"])
+    await cache.start()
+    try:
+        before = CACHE_EVENTS._value.get()
+        db = AccountDoc._get_collection().database
+        db["cdrs"].insert_many([{"n": i} for i in range(20)])
+        db["balances"].insert_one({"e164": DID, "balance": 1})
+        await api.call("POST", "/api/v1/accounts", {"did": DID})
+        assert await cache.wait_for(lambda c: c.lookup_did(DID) is not None, timeout=2)
+        assert CACHE_EVENTS._value.get() - before == 1  # only the account insert
+    finally:
+        await cache.stop()

@@ -55,3 +55,18 @@ def test_every_operation_is_complete() -> None:
     for name, schema in schemas.items():
         Draft202012Validator.check_schema(schema)  # each is a valid JSON Schema
         assert name
+
+
+def test_error_statuses_are_documented() -> None:
+    """Every /api operation documents 401 and 503; with a {did} path parameter also 404 and 422."""
+    doc = document()
+    for path, ops in doc["paths"].items():
+        if not path.startswith("/api/") or path.endswith("openapi.json"):
+            continue
+        for method, op in ops.items():
+            if method not in METHODS:
+                continue
+            codes = set(op["responses"])
+            assert {"401", "503"} <= codes, (method, path, sorted(codes))
+            if "{did}" in path:
+                assert {"404", "422"} <= codes, (method, path, sorted(codes))

@@ -143,7 +143,8 @@ class RtpPeer(asyncio.DatagramProtocol):
         self.busy = True
         try:
             for payload, marker in event_payloads(digit):
-                self.transport.sendto(rtp.encode_header(te_pt, s._seq, ts, s.ssrc, marker) + payload, s.remote)
+                head = rtp.encode_header(te_pt, s._seq, ts, s.ssrc, marker)
+                self.transport.sendto(head + payload, s.remote)
                 s._seq = (s._seq + 1) & 0xFFFF
                 await asyncio.sleep(0.02)
             s._ts = (s._ts + 800) & 0xFFFFFFFF
@@ -242,20 +243,31 @@ class Uac:
         return await asyncio.wait_for(self.endpoint.request(req, self.server, "udp").final_response(), 30)
 
 
-def best_xcorr(recorded: np.ndarray, reference: np.ndarray) -> float:
-    """Peak normalised cross-correlation of ``reference`` inside ``recorded`` (1.0 = identical)."""
+def xcorr_peak(recorded: np.ndarray, reference: np.ndarray) -> tuple[float, int]:
+    """Peak normalised cross-correlation of ``reference`` inside ``recorded`` and its offset."""
     if len(recorded) < len(reference) or not len(reference):
-        return 0.0
+        return 0.0, 0
     ref = reference - reference.mean()
+    ref_energy = float(np.dot(ref, ref))
+    if ref_energy <= 0:
+        return 0.0, 0
     n = len(ref)
     size = 1 << int(np.ceil(np.log2(len(recorded) + n)))
-    corr = np.fft.irfft(np.fft.rfft(recorded, size) * np.conj(np.fft.rfft(ref, size)), size)[: len(recorded) - n + 1]
+    corr = np.fft.irfft(np.fft.rfft(recorded, size) * np.conj(np.fft.rfft(ref, size)), size)
+    corr = corr[: len(recorded) - n + 1]
     csum = np.concatenate(([0.0], np.cumsum(recorded)))
     csum2 = np.concatenate(([0.0], np.cumsum(recorded ** 2)))
     win_sum = csum[n:] - csum[:-n]
     win_energy = csum2[n:] - csum2[:-n] - win_sum ** 2 / n
-    denom = np.sqrt(np.maximum(win_energy, 1e-9) * float(np.dot(ref, ref)))
-    return float(np.max(corr / denom))
+    ncc = corr / np.sqrt(np.maximum(win_energy, 1e-3) * ref_energy)
+    ncc[win_energy < 1e-3 * ref_energy] = 0.0  # silent windows cannot match a voiced piece
+    idx = int(np.argmax(ncc))
+    return float(ncc[idx]), idx
+
+
+def best_xcorr(recorded: np.ndarray, reference: np.ndarray) -> float:
+    """Peak normalised cross-correlation of ``reference`` inside ``recorded`` (1.0 = identical)."""
+    return xcorr_peak(recorded, reference)[0]
 
 
 def require_binary(name: str) -> str:
@@ -268,3 +280,32 @@ def require_binary(name: str) -> str:
     if path is None:
         pytest.fail(f"'{name}' is not installed; CI installs it (system packages)")
     return path
+
+
+def prompt_match(recorded: np.ndarray, reference: np.ndarray, piece_ms: int = 100,
+                 min_rms: float = 300.0) -> float:
+    """Fraction of the reference's voiced 100 ms pieces found, in order, in ``recorded`` with a normalised
+    cross-correlation ≥ 0.9.
+
+    A receiving UA's jitter buffer may drop or insert a frame (clock drift, a late burst under CPU load),
+    which breaks one long correlation without changing what was heard; piecewise matching along a monotone
+    path tolerates that and still rejects a different prompt (its pieces do not correlate).
+    """
+    n = piece_ms * 8
+    pos: int | None = None
+    found = total = 0
+    for i in range(0, len(reference) - n + 1, n):
+        piece = reference[i:i + n]
+        if np.sqrt(np.mean(piece ** 2)) < min_rms:
+            if pos is not None:
+                pos += n
+            continue
+        total += 1
+        lo, hi = (0, len(recorded)) if pos is None else (max(0, pos - n), min(len(recorded), pos + 3 * n))
+        score, idx = xcorr_peak(recorded[lo:hi], piece)
+        if score >= 0.9:
+            found += 1
+            pos = lo + idx + n
+        elif pos is not None:
+            pos += n
+    return found / total if total else 0.0

@@ -118,7 +118,8 @@ def main() -> int:
         deadline = time.monotonic() + 5
         while not call.disconnected and time.monotonic() < deadline:
             ep.libHandleEvents(10)
-    result = {"connected": connected, "last_status": call.last_status, "disconnected_by_remote": remote_hangup}
+    result = {"connected": connected, "last_status": call.last_status,
+              "disconnected_by_remote": remote_hangup}
     call.recorder = None
     call.players = []
     call.audio = None

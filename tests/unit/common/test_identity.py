@@ -31,7 +31,8 @@ def test_canonical(identity: str, key: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "tel:", "tel:+0123456", "abc", "sip:ims.example.net", "12345", "+1234567890123456"]
+    "bad", ["", "tel:", "tel:+0123456", "abc", "sip:ims.example.net", "12345", "+1234567890123456",
+            "42073723123\x00@pstn", "sip:a\nb@h", "tel:+4207372\t3123"]
 )
 def test_rejects_non_identities(bad: str) -> None:
     with pytest.raises(IdentityError):

@@ -46,7 +46,8 @@ def test_pcm_wav_resampled_from_22050() -> None:
     assert abs(len(out) // 2 - 8000) <= 1
 
 
-@pytest.mark.parametrize("data", [b"", b"RIFF", b"RIFF\x00\x00\x00\x00WAVE", b"RIFF\x10\x00\x00\x00WAVEfmt \x02"])
+@pytest.mark.parametrize("data", [b"", b"RIFF", b"RIFF\x00\x00\x00\x00WAVE",
+                                  b"RIFF\x10\x00\x00\x00WAVEfmt \x02"])
 def test_bad_wav_rejected(data: bytes) -> None:
     with pytest.raises(wav.WavError):
         wav.read_wav(data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import pytest
 
@@ -38,7 +39,7 @@ def _msg(i: int, state: str) -> MessageInfo:
     return MessageInfo(f"m{i}", "42027777100", "42075553333", WHEN, 3000, state)
 
 
-def _played(actions: list[object]) -> list[object]:
+def _played(actions: Sequence[object]) -> list[object]:
     return [item for a in actions if isinstance(a, Play) for item in a.items]
 
 
@@ -132,7 +133,7 @@ def test_outgoing_call_refused_is_spoken_then_menu(status: int, phrase: str) -> 
     app = _app(new=0)
     _to_menu(app)
     app.handle(Digit("4"))
-    acts: list[object] = []
+    acts: Sequence[object] = []
     for k in "420273333444#":
         acts = app.handle(Digit(k))
     assert Refer("420273333444") in acts
@@ -152,7 +153,7 @@ def test_outgoing_call_accepted_waits_for_bye() -> None:
 def test_outgoing_call_bad_numbers_rejected(keys: str) -> None:
     app = _app(new=0)
     _to_menu(app)
-    acts: list[object] = []
+    acts: Sequence[object] = []
     for k in keys:
         acts = app.handle(Digit(k))
     assert not any(isinstance(a, Refer) for a in acts) and app.state is State.DIAL
@@ -204,7 +205,9 @@ def _deposit(full: bool = False, greeting: bytes | None = None) -> DepositApp:
 def test_deposit_default_greeting_names_number_then_beep_and_record() -> None:
     app = _deposit()
     items = _played(app.start())
-    assert items[0] == PHRASES["greeting_default_1"] and items[1:12] == [*["four", "two", "zero", "two", "seven", "seven", "seven", "seven", "one", "zero", "zero"]]
+    assert items[0] == PHRASES["greeting_default_1"]
+    number = ["four", "two", "zero", "two", "seven", "seven", "seven", "seven", "one", "zero", "zero"]
+    assert items[1:12] == number
     acts = app.handle(PlayDone())
     assert _played(acts) == [b"B"] and isinstance(acts[1], Record)
 

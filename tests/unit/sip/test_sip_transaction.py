@@ -370,3 +370,19 @@ def test_stray_response_is_dropped() -> None:
     layer = TransactionLayer()
     req = invite(branch="z9hG4bKnobody")
     assert layer.receive(response_to(req, 200), UAS, "udp", now=0.0) == []
+
+
+def test_finished_transactions_keep_only_what_retransmissions_need() -> None:
+    """After the final response the parsed messages are dropped (GC pressure), the bytes are kept."""
+    layer = TransactionLayer(TimerConfig(t1=T1))
+    bye = invite(method="BYE", cseq=2, to_tag="b1")
+    ev = layer.receive(bye, UAC, "udp", now=0.0)
+    assert isinstance(ev[0], RequestReceived)
+    tx = ev[0].tx
+    tx.user_data = object()
+    layer.send_response(bye.create_response(200), now=0.1)
+    first = layer.take_outgoing()[0].data
+    assert tx.final_sent and tx.final_status == 200 and tx.user_data is None and tx.last_response is None
+    assert tx.request is not bye and len(tx.request.headers) == 2  # Call-ID and CSeq only
+    layer.receive(bye, UAC, "udp", now=0.2)
+    assert [o.data for o in layer.take_outgoing()] == [first]
