@@ -21,6 +21,8 @@ import datetime as dt
 import math
 from typing import TYPE_CHECKING
 
+from prometheus_client import Histogram
+
 from appserver import cdr
 from appserver.cdr import CallRecord, Disposition
 from appserver.isc import IscRequest
@@ -41,6 +43,10 @@ if TYPE_CHECKING:
     from appserver.server import AppServer
 
 log = get_logger(__name__)
+
+SETUP = Histogram("secondnum_as_setup_seconds",
+                  "Time from the initial INVITE to the first INVITE the AS sends (lookup, decision, CCR-I)",
+                  buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5))
 
 RELAYED_HEADERS = ("event", "subscription-state", "reason", "session-expires", "min-se", "require",
                    "supported", "refer-to", "referred-by", "info-package", "recv-info")
@@ -77,11 +83,19 @@ class Call:
         self.answered_at: dict[int, float] = {}
         self.outgoing_task: asyncio.Task[None] | None = None
         self._tore_down = False
+        self._started = asyncio.get_running_loop().time()
+        self._leg_sent = False
 
     # --- helpers for flows ---------------------------------------------------------------------------
     @property
     def loop_time(self) -> float:
         return asyncio.get_running_loop().time()
+
+    def leg_sent(self) -> None:
+        """The first far-side INVITE left: what the AS added to the set-up delay (metric)."""
+        if not self._leg_sent:
+            self._leg_sent = True
+            SETUP.observe(self.loop_time - self._started)
 
     def attach(self, side: Side) -> None:
         """Register a confirmed dialog so in-dialog requests reach this call."""

@@ -15,6 +15,7 @@ import enum
 from typing import Any
 
 import mongoengine as me
+from pymongo.errors import InvalidOperation
 
 from secondnum.log import get_logger
 
@@ -173,7 +174,12 @@ def to_raw(rec: CallRecord) -> dict[str, Any]:
 
 
 def _insert_many(raws: list[dict[str, Any]]) -> None:
-    Cdr._get_collection().insert_many(raws, ordered=False)
+    try:
+        Cdr._get_collection().insert_many(raws, ordered=False)
+    except InvalidOperation:
+        # Another component re-ran mongoengine.connect() and closed the client this class had cached.
+        Cdr._collection = None
+        Cdr._get_collection().insert_many(raws, ordered=False)
 
 
 async def save(rec: CallRecord) -> None:

@@ -66,7 +66,7 @@ class ForwardAttempt:
             else:
                 reject(call, exc.sip_status, None, [("Reason", exc.reason)])
             return
-        if call.inc.cancelled.is_set():  # CANCEL arrived while the OCS was answering
+        if call.inc.cancelled.is_set() or call.ended.is_set():  # CANCEL or release during the CCR-I
             await self._finish(None)
             return
         watcher = asyncio.create_task(self._watch_cancel())
@@ -153,6 +153,7 @@ class ForwardAttempt:
             body=call.invite.body, content_type=call.invite.content_type if call.invite.body else None)
         dest, transport = uri_destination(route[0].uri, call.inc.transport)
         handle = server.ep.request(req, dest, transport)
+        call.leg_sent()
         record = call.record.leg(Role.FORWARD, req.call_id, req.raw_uri, str(req.from_.uri),
                                  req.headers.get("p-asserted-identity") or "")
         leg = OutLeg(req, handle, record, self.history[-1].index)
@@ -172,12 +173,22 @@ class ForwardAttempt:
         self.events.put_nowait(("final", leg_id, final))
 
     async def _watch_cancel(self) -> None:
-        await self.call.inc.cancelled.wait()
+        """The caller's CANCEL, or the call released while ringing (drain limit, max duration)."""
+        waits = {asyncio.ensure_future(self.call.inc.cancelled.wait()),
+                 asyncio.ensure_future(self.call.ended.wait())}
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
         self.events.put_nowait(("cancel", -1, None))
 
     async def _finish(self, outcome: Connect | Divert | Fail | None) -> None:
         call = self.call
-        if outcome is None:  # the caller cancelled
+        if outcome is None and not call.inc.cancelled.is_set():  # released while ringing (e.g. drain)
+            await close_charging(self.session)
+            reject(call, 503, None, [("Retry-After", str(call.server.settings.retry_after))])
+        elif outcome is None:  # the caller cancelled
             call.record.disposition = Disposition.CANCELLED
             call.record.status = 487
             call.release("caller-cancel", None)

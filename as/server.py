@@ -13,12 +13,12 @@ import datetime as dt
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge
 
 from appserver import cdr, flows, legs
 from appserver.call import DRAIN_REASON, Call
 from appserver.cdr import CallRecord, Disposition, Flow
-from appserver.decision import decide
+from appserver.decision import Reject, decide
 from appserver.isc import IscRejectedError, TrustedPeers, classify
 from appserver.settings import AsSettings
 from appserver.side import Side
@@ -33,8 +33,6 @@ log = get_logger(__name__)
 CALLS = Counter("secondnum_as_calls_total", "Calls ended, by flow and disposition", ["flow", "disposition"])
 REJECTS = Counter("secondnum_as_rejected_total", "Initial requests refused before a call", ["reason"])
 ACTIVE = Gauge("secondnum_as_active_calls", "Calls in progress")
-SETUP = Histogram("secondnum_as_setup_seconds", "Time from INVITE to the first far-side request sent",
-                  buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5))
 
 
 class ProfileSource(Protocol):
@@ -147,9 +145,8 @@ class AppServer:
             profile = self.profiles.lookup_did(did)
             decision = decide(isc, profile, dt.datetime.now(dt.UTC), self.settings.follow_me_timeout)
             log.info("call_decided", call_id=inc.request.call_id, did=record.did, caller=record.caller,
-                     decision=type(decision).__name__, transport=inc.transport)
-            if hasattr(decision, "log_event"):
-                log.info(decision.log_event, call_id=inc.request.call_id, did=record.did)
+                     decision=type(decision).__name__, transport=inc.transport,
+                     reason=decision.log_event if isinstance(decision, Reject) else "")
             await flows.run(call, decision)
             self.pending -= 1
             pending = False
@@ -181,12 +178,9 @@ class AppServer:
         return CallRecord(icid=icid, did=served, caller=caller, called=served, transport=inc.transport)
 
     def write_cdr(self, record: CallRecord) -> None:
-        if record.flow is Flow.FORWARD and record.disposition is Disposition.FAILED and record.status in (
-                403, 404, 603):
-            record.flow = Flow.REJECTED
-        if record.answer_at is None and record.status is not None and record.status >= 300 and \
-                record.disposition is Disposition.FAILED and record.status in (403, 404, 603):
-            record.disposition = Disposition.REJECTED
+        """Hand the finished call's record to the batched writer (never blocks, never raises)."""
+        if record.disposition is Disposition.REJECTED and not record.legs:
+            record.flow = Flow.REJECTED  # refused before any leg was placed
         CALLS.labels(record.flow.value, record.disposition.value).inc()
         try:
             self.cdrs.submit(record)

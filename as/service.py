@@ -8,9 +8,11 @@ SIP endpoint (UDP+TCP) and the HTTP surface (CDR API, health, metrics). ``drain(
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 from aiohttp import web
+from mongoengine.connection import ConnectionFailure, get_db
 
 from appserver import api
 from appserver.server import AppServer
@@ -42,13 +44,17 @@ class AsService:
         self.app: web.Application | None = None
         self.runner: web.AppRunner | None = None
         self.http_port = settings.http_port
+        self._recovery: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        connect(self.ctx.mongo_uri, self.ctx.mongo_database)
+        _ensure_connected(self.ctx.mongo_uri, self.ctx.mongo_database)
         self.cache = ProfileCache.from_uri(self.ctx.mongo_uri, self.ctx.mongo_database)
         await self.cache.start()
-        import os; self.ro = RoClient(self.ro_settings, persist=os.environ.get("XP_PERSIST", "1") == "1")
+        self.ro = RoClient(self.ro_settings, persist=self.settings.ro_crash_recovery)
         await self.ro.start()
+        if self.settings.ro_crash_recovery:
+            # CCR-T for the sessions a previous run of this AS left open (crash, SIGKILL).
+            self._recovery = asyncio.create_task(self._recover())
         self.server = AppServer(self.settings, self.cache, self.ro)
         await self.server.start()
         self.app = http.make_app("as", tokens=self.settings.api_tokens, readiness={
@@ -59,6 +65,16 @@ class AsService:
         api.add_routes(self.app)
         self.runner = await http.serve(self.app, self.settings.http_host, self.settings.http_port)
         self.http_port = http.bound_port(self.runner)
+
+    async def _recover(self) -> None:
+        assert self.ro is not None
+        try:
+            closed = await self.ro.recover_open_sessions()
+        except Exception:
+            log.exception("ro_recovery_failed")
+            return
+        if closed:
+            log.warning("ro_sessions_recovered", closed=closed)
 
     async def _diameter_open(self) -> bool:
         if self.ro is None:
@@ -75,6 +91,8 @@ class AsService:
             await self.server.drain(timeout)
 
     async def stop(self) -> None:
+        if self._recovery is not None and not self._recovery.done():
+            self._recovery.cancel()
         if self.server is not None:
             await self.server.close()
         if self.ro is not None:
@@ -93,6 +111,17 @@ class AsService:
             Endpoint("as", "SIP ISC (UDP+TCP)", f"{s.sip_host}:{port}"),
             Endpoint("as", "CDR API / health", f"http://{s.http_host}:{self.http_port}/api/v1/cdrs"),
         ]
+
+
+def _ensure_connected(uri: str, database: str) -> None:
+    """Connect mongoengine unless another component of this process already did (to the same database):
+    ``secondnum.mongo.connect`` re-creates the client, which would close the one the others are using."""
+    try:
+        if get_db().name == database:
+            return
+    except ConnectionFailure:
+        pass
+    connect(uri, database)
 
 
 def create(config: Config, ctx: RunContext) -> AsService:

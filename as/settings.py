@@ -44,6 +44,10 @@ class AsSettings:
     """No-answer timer per follow-me target when the account does not set one (TS 24.604 §4.5.2.6.1)."""
     show_caller_default: bool = False
 
+    ro_crash_recovery: bool = True
+    """Keep each open Ro session in MongoDB so that a restarted AS sends the CCR-T a crash left unsent
+    (RFC 4006 §5.5 session state; ``charging.client.RoClient(persist=...)``). Costs three database writes
+    per call; an operator whose OCS expires stale sessions itself (Validity-Time, Tcc) may turn it off."""
     voicemail_charging: VoicemailCharging = "free"
     """Voicemail deposit / access legs: ``free`` (no Ro session) or ``charged`` (terminating role)."""
 

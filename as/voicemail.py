@@ -66,6 +66,7 @@ async def to_media(call: Call, uri: SipURI, cause: DiversionCause | None,
     record = call.record.leg(Role.VOICEMAIL, req.call_id, req.raw_uri, str(req.from_.uri),
                              req.headers.get("p-asserted-identity") or "")
     leg = OutLeg(req, server.ep.request(req, media_dest, media_transport), record)
+    call.leg_sent()
     cancelled = asyncio.create_task(call.inc.cancelled.wait())
     final_task = asyncio.create_task(leg.handle.final_response())
     try:

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "reliabil
 import rel_sipp
 import rel_stack as rs
 
-__all__ = ["machine", "metric", "rel_sipp", "rs", "start_stack", "top_up"]
+__all__ = ["machine", "metric", "ramp", "rel_sipp", "rs", "run_caller", "setup_ms", "start_stack", "top_up"]
 
 
 def machine() -> str:
@@ -72,3 +72,51 @@ def top_up(ports: rs.Ports, amount: str = "1000000.00") -> None:
 
 def wait(seconds: float) -> None:
     time.sleep(seconds)
+
+
+def run_caller(stack_ports: rs.Ports, workdir: Path, name: str, rate: float, seconds: float,
+                hold: tuple[int, int], limit: int) -> rel_sipp.Sipp:
+    calls = max(1, int(rate * seconds))
+    return rel_sipp.caller(workdir, stack_ports.as_sip, stack_ports.scscf, did=rs.DID,
+                           caller_number=rs.PSTN_CALLER, rate=rate, calls=calls, min_ms=hold[0],
+                           max_ms=hold[1], limit=limit, name=name).start()
+
+
+def setup_ms(s: rel_sipp.Sipp) -> float:
+    """SIPp's mean INVITE -> 200 time (HH:MM:SS:micro) in ms."""
+    value = s.stats().get("ResponseTimesetup(C)", "")
+    try:
+        h, m, sec, micro = (int(x) for x in value.split(":"))
+    except ValueError:
+        return float("nan")
+    return (h * 3600 + m * 60 + sec) * 1000 + micro / 1000
+
+
+def ramp(workdir: Path, step_seconds: float = 10.0) -> float:
+    """Highest rate with no failed call and a mean setup delay < 100 ms (own stack, fresh per ramp)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    mongo, proc, ports = start_stack(workdir, {})
+    far = None
+    clean = 0.0
+    try:
+        top_up(ports)
+        far = rel_sipp.far_end(workdir, ports.scscf, name="ramp_far").start()
+        time.sleep(0.5)
+        for rate in (10, 20, 40, 60, 80, 100, 130, 160, 200, 250):
+            step = run_caller(ports, workdir, f"ramp{rate}", rate, step_seconds, (1000, 2000), 100_000)
+            step.wait(step_seconds + 90)
+            failed, ok = step.counter("FailedCall(C)"), step.counter("SuccessfulCall(C)")
+            setup = setup_ms(step)
+            clean_step = failed == 0 and ok == step.counter("OutgoingCall(C)") and setup < 100
+            print(f"ramp {rate:>4}/s: ok {ok}, failed {failed}, setup mean {setup:.0f} ms "
+                  f"-> {'clean' if clean_step else 'not clean'}", flush=True)
+            if not clean_step:
+                break
+            clean = float(rate)
+            time.sleep(3)
+    finally:
+        if far is not None:
+            far.stop()
+        proc.stop()
+        mongo.stop()
+    return clean or 10.0

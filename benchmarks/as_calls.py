@@ -16,7 +16,7 @@ the call to the same UAS with no charging, no profile lookup and no CDR. Target:
 Each step runs SIPp at a fixed rate for ``STEP_SECONDS``; a step passes with 0 failed calls. Printed per
 step: calls, failures, setup delay p50/p99 (caller INVITE -> 200, which is what the B2BUA adds since the
 far end answers at once), the B2BUA process's CPU (user+sys over wall time) and peak RSS. Memory per
-concurrent call = (peak RSS - RSS before the ramp) / the step's concurrent calls (rate x hold time).
+concurrent call: before the ramp, 500 calls are held at once (100/s, 8 s hold); (peak RSS - RSS before) / 500.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ STEP_SECONDS = 6
 HOLD_MS = 1000
 BUDGET_SECONDS = 170  # for the whole ramp (both systems)
 HEALTHY_P99_MS = 500.0  # "healthy" rate: 0 failed calls and p99 set-up delay within this
+MEMORY_CALLS = 500  # calls held at once (100/s, 8 s hold) to measure memory per concurrent call
 STOP_P50_MS = 2000.0  # a system whose median set-up delay passes this is saturated: stop ramping it
 DIDS = 50
 DID_BASE = 42027700000
@@ -247,9 +248,16 @@ def read_stats(workdir: Path) -> tuple[int, int]:
 
 
 async def run_step(
-    workdir: Path, caller_xml: Path, dids_csv: Path, remote: int, rate: int, pid: int
+    workdir: Path,
+    caller_xml: Path,
+    dids_csv: Path,
+    remote: int,
+    rate: int,
+    pid: int,
+    calls: int | None = None,
+    hold_ms: int = HOLD_MS,
 ) -> dict[str, float]:
-    calls = rate * STEP_SECONDS
+    calls = calls or rate * STEP_SECONDS
     port = free_port()
     cmd = [
         "sipp",
@@ -267,9 +275,9 @@ async def run_step(
         "-m",
         str(calls),
         "-d",
-        str(HOLD_MS),
+        str(hold_ms),
         "-l",
-        str(rate * 10),
+        str(max(rate * 10, calls)),
         "-trace_err",
         "-trace_stat",
         "-fd",
@@ -316,6 +324,7 @@ class System:
     port: int
     pid: int
     rss_idle: float = 0.0
+    kb_per_held_call: float = 0.0
     active: bool = True
     results: list[dict[str, float]] = dataclasses.field(default_factory=list)
 
@@ -328,26 +337,34 @@ async def ramp(systems: list[System], workdir: Path, rates: list[int]) -> None:
     """Each rate is run against every still-active system in turn, so both see the same machine load."""
     caller_xml = workdir / "bench_caller.xml"
     dids_csv = workdir / "dids.csv"
-    for system in systems:  # warm-up (imports, caches, peers), then the idle footprint
+    for system in systems:  # warm-up (imports, caches, peers), then the memory of held calls
         await run_step(workdir, caller_xml, dids_csv, system.port, 5, system.pid)
         system.rss_idle = proc_rss_mb(system.pid)
+        r = await run_step(workdir, caller_xml, dids_csv, system.port, 100, system.pid, MEMORY_CALLS, 8000)
+        system.kb_per_held_call = 1024 * (r["rss_peak"] - system.rss_idle) / MEMORY_CALLS
+        print(
+            f"{system.name:6} memory: {MEMORY_CALLS} calls held at once: RSS {system.rss_idle:.0f} -> "
+            f"{r['rss_peak']:.0f} MB = {system.kb_per_held_call:.1f} kB per concurrent call "
+            f"(failed={int(r['failed'])})",
+            flush=True,
+        )
+        await asyncio.sleep(3.0)
     start = time.monotonic()
     for rate in rates:
         for system in systems:
             if not system.active or time.monotonic() - start > BUDGET_SECONDS:
                 continue
             r = await run_step(workdir, caller_xml, dids_csv, system.port, rate, system.pid)
-            concurrent = rate * (HOLD_MS / 1000 + (r["p50"] if r["p50"] == r["p50"] else 0) / 1000)
-            r["kb_per_call"] = 1024 * max(0.0, r["rss_peak"] - system.rss_idle) / max(1.0, concurrent)
             system.results.append(r)
             print(
                 f"{system.name:6} rate={rate:4}/s calls={int(r['calls']):5} ok={int(r['ok']):5} "
                 f"failed={int(r['failed']):3} setup p50={r['p50']:6.1f} ms p99={r['p99']:7.1f} ms "
-                f"cpu={r['cpu']:5.1f}% ({r['cpu_ms_per_call']:.2f} ms/call) rss={r['rss_peak']:.0f} MB "
-                f"(+{r['kb_per_call']:.1f} kB/concurrent call)",
+                f"cpu={r['cpu']:5.1f}% ({r['cpu_ms_per_call']:.2f} ms/call) rss={r['rss_peak']:.0f} MB",
                 flush=True,
             )
-            if r["failed"] or r["ok"] < r["calls"] or r["p50"] > STOP_P50_MS:
+            # Keep ramping through a stray failure (one lost call under machine load) to see the whole curve;
+            # stop at 1 % failures or when saturated. The report still requires 0 failures per step.
+            if r["calls"] - r["ok"] > r["calls"] / 100 or r["p50"] > STOP_P50_MS:
                 system.active = False
             await asyncio.sleep(1.0)  # let the step's calls end
 
@@ -437,6 +454,7 @@ async def start_as(
         f"[as]\nsip_port = {as_port}\nhttp_port = {http_port}\n"
         f'scscf_uri = "sip:127.0.0.1:{target_port}"\n'
         f"max_calls = 20000\nmax_pending = 5000\n"
+        f"ro_crash_recovery = {'false' if args.no_ro_recovery else 'true'}\n"
     )
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     ocs_cmd = (
@@ -493,7 +511,7 @@ def report(systems: list[System]) -> None:
             print(
                 f"{system.name:6} highest rate with {label}: {int(b['rate'])} calls/s; "
                 f"setup p50 {b['p50']:.1f} ms, p99 {b['p99']:.1f} ms; CPU {b['cpu']:.0f}% "
-                f"({b['cpu_ms_per_call']:.2f} ms/call); {b['kb_per_call']:.1f} kB per concurrent call"
+                f"({b['cpu_ms_per_call']:.2f} ms/call); {system.kb_per_held_call:.1f} kB per concurrent call"
             )
     by_name = {s.name: s for s in systems}
     if "as" in by_name and "sippy" in by_name:
@@ -508,6 +526,11 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--only", choices=["as", "sippy"], default=None)
     parser.add_argument("--mongo-ocs", action="store_true", help="OCS with its MongoDB ledger")
+    parser.add_argument(
+        "--no-ro-recovery",
+        action="store_true",
+        help="[as] ro_crash_recovery = false (no open-session writes)",
+    )
     parser.add_argument("--profile", action="store_true", help="run the AS under cProfile, print the top 30")
     parser.add_argument(
         "--rates", default=None, help="comma-separated call rates instead of the default ramp"

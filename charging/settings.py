@@ -57,7 +57,7 @@ class OcsSettings:
     listen_address: str = "127.0.0.1"
     listen_port: int = 3868
     http_address: str = "127.0.0.1"
-    http_port: int = 8089
+    http_port: int = 8083
     grant_seconds: int = 300
     """Largest CC-Time granted per request (less when the balance covers less)."""
     validity_seconds: int = 3600

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
@@ -42,6 +43,7 @@ from media.ivr.actions import (
 )
 from media.ivr.recorder import Recorder
 from media.rtp.engine import RtpStream
+from media.store.account import AccountVoicemail
 from media.store.voicemail import MailboxFullError
 from secondnum.log import get_logger
 from secondnum.sip import Dialog, SipError
@@ -115,6 +117,8 @@ class Call:
         """Our SDP offer awaiting an answer (INVITE or re-INVITE without SDP, RFC 3264 §5)."""
         self.session_id = "0"
         self.sdp_version = 1
+        self.account: AccountVoicemail | None = None
+        """The account's voicemail settings (subscriber data), loaded when the call starts."""
         stream.on_audio = self._on_audio
         stream.on_digit = self.on_digit
         stream.on_play_done = self._on_play_done
@@ -219,6 +223,9 @@ class Call:
         """Carry out actions in order; True when the call must end."""
         for action in actions:
             if isinstance(action, Hangup):
+                log.info("call_app_hangup", call_id=self.call_id, service=self.service, reason=action.reason)
+                if action.reason in ("too_short", "mailbox_full"):
+                    MESSAGES_DISCARDED.labels(action.reason).inc()
                 return True
             if isinstance(action, Play):
                 await self._play(action)
@@ -230,7 +237,10 @@ class Call:
             elif isinstance(action, StoreMessage):
                 self.queue.put_nowait(await self._store_message(action.audio))
             elif isinstance(action, CheckPin):
-                ok, locked = await asyncio.to_thread(self.server.store.check_pin, self.mailbox, action.pin)
+                account_check = (self.account.verify_pin if self.account is not None and self.account.pin_hash
+                                 else None)
+                ok, locked = await asyncio.to_thread(self.server.store.check_pin, self.mailbox, action.pin,
+                                                     account_check)
                 log.info("pin_checked", call_id=self.call_id, mailbox=self.mailbox, ok=ok, locked=locked)
                 self.queue.put_nowait(PinResult(ok, locked))
             elif isinstance(action, SetMessageState):
@@ -322,10 +332,12 @@ class Call:
                 STORE_RETRIES.inc()
                 await asyncio.sleep(delay)
             try:
-                info = await asyncio.to_thread(self.server.store.add_message, self.mailbox, self.caller,
-                                               audio, received_at, self.call_id)
+                limit = self.account.max_messages if self.account is not None else None
+                info = await asyncio.to_thread(functools.partial(
+                    self.server.store.add_message, self.mailbox, self.caller, audio, received_at,
+                    call_id=self.call_id, account_limit=limit))
             except MailboxFullError:
-                MESSAGES_DISCARDED.labels("mailbox_full").inc()
+                log.warning("mailbox_full", call_id=self.call_id, mailbox=self.mailbox)
                 return StoreResult(ok=False, full=True)
             except Exception as exc:
                 log.warning("message_store_retry", call_id=self.call_id, attempt=attempt, error=str(exc))

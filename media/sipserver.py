@@ -26,6 +26,7 @@ from media.prompts.catalog import PHRASES
 from media.rtp.engine import NoPortError, RtpEngine, RtpStream
 from media.rtp.session import RtpSession
 from media.settings import MediaSettings
+from media.store.account import account_voicemail
 from media.store.voicemail import VoicemailStore
 from secondnum.identity import IdentityError, canonical, normalise_e164
 from secondnum.log import get_logger
@@ -127,7 +128,7 @@ class MediaServer:
             meta = json.loads(meta_path.read_text())
             audio_path = meta_path.with_suffix(".ul")
             self.store.add_message(meta["mailbox"], meta["caller"], audio_path.read_bytes(),
-                                   dt.datetime.fromisoformat(meta["received_at"]), meta["call_id"])
+                                   dt.datetime.fromisoformat(meta["received_at"]), call_id=meta["call_id"])
             audio_path.unlink()
             meta_path.unlink()
             count += 1
@@ -282,19 +283,27 @@ class MediaServer:
     async def _make_app(self, call: Call) -> App:
         store = self.store
         settings = self.settings
+        account = call.account = await asyncio.to_thread(account_voicemail, call.mailbox)
+        if account is not None and not account.enabled:
+            return AnnouncementApp(PHRASES["mailbox_unavailable"], reason="voicemail_disabled")
+        limit = account.max_messages if account is not None else None
         if call.service == "vm-deposit":
             full, greeting = await asyncio.to_thread(
-                lambda: (store.is_full(call.mailbox), store.greeting(call.mailbox)))
+                lambda: (store.is_full(call.mailbox, limit), store.greeting(call.mailbox)))
+            max_seconds = settings.max_message_length
+            if account is not None:
+                max_seconds = min(max_seconds, float(account.max_message_seconds))
             return DepositApp(call.mailbox, greeting=greeting, full=full, beep=self._beep,
-                              max_seconds=settings.max_message_length,
-                              min_seconds=settings.min_message_length)
+                              max_seconds=max_seconds, min_seconds=settings.min_message_length)
         box = await asyncio.to_thread(store.box, call.mailbox)
-        if box.locked or ((box.require_pin or not call.network_auth) and not box.pin_hash):
+        pin_required = bool(box.require_pin or not call.network_auth
+                            or (account is not None and account.pin_required))
+        has_pin = bool(box.pin_hash or (account is not None and account.pin_hash))
+        if box.locked or (pin_required and not has_pin):
             return AnnouncementApp(PHRASES["mailbox_locked"], reason="locked")
         new = await asyncio.to_thread(store.list_messages, call.mailbox, "new")
         saved = await asyncio.to_thread(store.list_messages, call.mailbox, "saved")
-        return AccessApp(new, saved, pin_required=bool(box.require_pin or not call.network_auth),
-                         digit_timeout=settings.digit_timeout,
+        return AccessApp(new, saved, pin_required=pin_required, digit_timeout=settings.digit_timeout,
                          max_greeting_seconds=settings.max_greeting_length, beep=self._beep)
 
     # --- in-dialog requests --------------------------------------------------------------------------
@@ -310,8 +319,8 @@ class MediaServer:
             if req.body and call.offer_sdp:
                 self._on_sdp_answer(call, req.body)
         elif method == "BYE":
+            call.on_remote_bye()  # first: the recording must be kept whatever happens to the response
             inc.respond(200)
-            call.on_remote_bye()
         elif method in ("INVITE", "UPDATE"):
             self._refresh(inc, call)
         elif method == "INFO":

@@ -1,4 +1,4 @@
-"""The ``secondnum`` command: run the whole service or one component.
+"""The secondnum command: run the whole service, one component, or the demo of the seed's call flows.
 
 ``secondnum up`` starts, on loopback and embedded defaults, MongoDB (SecantusDB) when no ``MONGO_URI`` is
 set, then the OCS, the hss_adapter with the provisioning API, the media server and the AS. Each component
@@ -116,7 +116,8 @@ def port_in_use_message(component: str, exc: OSError, config: Config) -> str:
     candidates = matching or list(keys)
     where = f"port {port}" if port is not None else "one of its ports"
     what = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
-    settings = " or ".join(f"[{sec}] {key} (SECONDNUM_{sec.upper()}__{key.upper()})" for sec, key in candidates)
+    settings = " or ".join(f"[{sec}] {key} (SECONDNUM_{sec.upper()}__{key.upper()})"
+                           for sec, key in candidates)
     return (f"{component}: {where} {what}. Stop what listens there (ss -ltnup | grep {port or ''}) or "
             f"move the {component} with {settings}.")
 
@@ -231,7 +232,15 @@ async def _run(names: Sequence[str], config: Config, run: RunSettings, embedded_
                              "(or pass --embedded-mongo to start an embedded SecantusDB)")
         print(f"starting embedded MongoDB (SecantusDB) in {mongo.embedded_data_dir} ...", flush=True)
         embedded = EmbeddedMongo(mongo.embedded_data_dir)
-        uri = await asyncio.to_thread(embedded.start)
+        try:
+            uri = await asyncio.to_thread(embedded.start)
+        except EmbeddedMongoError as exc:
+            if "busy" not in str(exc).lower():
+                raise
+            raise EmbeddedMongoError(
+                f"the data folder {mongo.embedded_data_dir} is in use by another SecantusDB (is another "
+                "`secondnum up` running?): stop it, or choose another folder with [mongo] embedded_data_dir "
+                "(SECONDNUM_MONGO__EMBEDDED_DATA_DIR)") from exc
         print(f"  MongoDB started in {time.monotonic() - started:.1f} s", flush=True)
     ctx = RunContext(mongo_uri=uri, mongo_database=mongo.database)
     ready = asyncio.Event()
@@ -308,6 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
         except ModuleNotFoundError:
             continue
         module.register(sub)
+    # `-c FILE` also after the command (`./dev run -c FILE` runs `secondnum up -c FILE`); SUPPRESS keeps the
+    # value given before the command when none is given after it.
+    for p in sub.choices.values():
+        p.add_argument("-c", "--config", type=Path, default=argparse.SUPPRESS, help="TOML configuration file")
     return parser
 
 

@@ -31,8 +31,12 @@ class GoertzelDetector:
                  min_tone_fraction: float = 0.70, max_harmonic_ratio: float = 0.2, debounce: int = 2) -> None:
         self.frame = frame
         n = np.arange(frame)
-        freqs = np.array(ROWS + COLS + tuple(2 * f for f in ROWS + COLS))
-        self._basis = np.exp(-2j * np.pi * np.outer(freqs, n) / rate)
+        fundamentals = np.array(ROWS + COLS)
+        # Real basis (cos rows then sin rows): one small matmul gives all eight bins.
+        phase = 2 * np.pi * np.outer(fundamentals, n) / rate
+        self._basis = np.vstack([np.cos(phase), np.sin(phase)])
+        phase2 = 2 * phase
+        self._harmonics = np.vstack([np.cos(phase2), np.sin(phase2)])
         self.min_energy = min_energy * frame / 160
         self.peak_ratio = peak_ratio
         self.max_twist = 10 ** (max_twist_db / 10)
@@ -46,23 +50,26 @@ class GoertzelDetector:
 
     def classify(self, samples: np.ndarray) -> str | None:
         """The digit present in one frame of float samples (int16 scale), or None."""
-        total = float(np.dot(samples, samples))
+        total = float(samples @ samples)
         if total < self.min_energy:
             return None
-        power = np.abs(self._basis @ samples) ** 2 * (2.0 / self.frame)
-        rows, cols, harmonics = power[:4], power[4:8], power[8:]
-        r, c = int(np.argmax(rows)), int(np.argmax(cols))
-        row_p, col_p = float(rows[r]), float(cols[c])
-        if any(row_p < self.peak_ratio * float(p) for i, p in enumerate(rows) if i != r):
+        y = self._basis @ samples
+        power = ((y[:8] * y[:8] + y[8:] * y[8:]) * (2.0 / self.frame)).tolist()
+        rows, cols = power[:4], power[4:]
+        row_p, col_p = max(rows), max(cols)
+        if row_p + col_p < self.min_tone_fraction * total:
+            return None  # cheapest rejection first: speech spreads its energy elsewhere
+        r, c = rows.index(row_p), cols.index(col_p)
+        limit_r, limit_c = row_p / self.peak_ratio, col_p / self.peak_ratio
+        if any(p > limit_r for i, p in enumerate(rows) if i != r):
             return None
-        if any(col_p < self.peak_ratio * float(p) for i, p in enumerate(cols) if i != c):
+        if any(p > limit_c for i, p in enumerate(cols) if i != c):
             return None
         if col_p > row_p * self.max_twist or row_p > col_p * self.max_reverse_twist:
             return None
-        if row_p + col_p < self.min_tone_fraction * total:
-            return None
-        if float(harmonics[r]) > self.max_harmonic_ratio * row_p or \
-                float(harmonics[4 + c]) > self.max_harmonic_ratio * col_p:
+        h = self._harmonics @ samples
+        harm = ((h[:8] * h[:8] + h[8:] * h[8:]) * (2.0 / self.frame)).tolist()
+        if harm[r] > self.max_harmonic_ratio * row_p or harm[4 + c] > self.max_harmonic_ratio * col_p:
             return None
         return KEYS[r][c]
 

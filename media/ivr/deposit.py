@@ -44,10 +44,13 @@ class DepositApp:
         self.state = State.GREETING
         self.stored = False
         self._hangup_after_store = False
+        self._end_reason = "normal"
+        """Why the call ends: ``normal``, ``too_short`` or ``mailbox_full`` (logged and counted)."""
 
     def start(self) -> list[Action]:
         if self.full:
             self.state = State.CLOSING
+            self._end_reason = "mailbox_full"
             return [Play((PHRASES["mailbox_full"],), barge_in=False)]
         greeting: tuple[PlayItem, ...] = (self.greeting,) if self.greeting else default_greeting(self.mailbox)
         # '#' during the greeting skips straight to the tone, as callers expect from voicemail systems.
@@ -60,6 +63,7 @@ class DepositApp:
         if self.state is State.RECORDING and isinstance(event, RecordDone):
             if len(event.audio) < self.min_bytes:
                 self.state = State.CLOSING
+                self._end_reason = "too_short"
                 if event.reason == "hangup":
                     self.state = State.DONE
                     return [Hangup("too_short")]
@@ -69,13 +73,14 @@ class DepositApp:
             return [StoreMessage(event.audio)]
         if self.state is State.STORING and isinstance(event, StoreResult):
             self.stored = event.ok
+            self._end_reason = "normal" if event.ok else "mailbox_full"
             if self._hangup_after_store:
                 self.state = State.DONE
-                return [Hangup()]
+                return [Hangup(self._end_reason)]
             self.state = State.CLOSING
             text = PHRASES["goodbye"] if event.ok else PHRASES["mailbox_full"]
             return [Play((text,), barge_in=False)]
         if self.state is State.CLOSING and isinstance(event, PlayDone):
             self.state = State.DONE
-            return [Hangup()]
+            return [Hangup(self._end_reason)]
         return []

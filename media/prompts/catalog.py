@@ -24,6 +24,7 @@ PHRASES: dict[str, str] = {
     "greeting_default_1": "The person at",
     "greeting_default_2": "is not available. Please leave a message after the tone.",
     "mailbox_full": "Sorry, the mailbox is full. Goodbye.",
+    "mailbox_unavailable": "Sorry, this mailbox is not available. Goodbye.",
     "message_too_short": "Your message was too short and was not saved.",
     "goodbye": "Goodbye.",
     "you_have": "You have",

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 
 import gridfs
 from bson import ObjectId
@@ -94,12 +95,16 @@ class VoicemailStore:
         box: VoicemailBox = VoicemailBox.objects.get(mailbox=mailbox)
         return box
 
-    def capacity(self, box: VoicemailBox) -> int:
-        return int(box.max_messages) if box.max_messages else self.default_max_messages
+    def capacity(self, box: VoicemailBox, account_limit: int | None = None) -> int:
+        """The mailbox's own limit (REST), else the account's (subscriber data), else the default."""
+        if box.max_messages:
+            return int(box.max_messages)
+        return account_limit or self.default_max_messages
 
-    def is_full(self, mailbox: str) -> bool:
+    def is_full(self, mailbox: str, account_limit: int | None = None) -> bool:
         box = self.box(mailbox)
-        return bool(VoicemailMessage.objects(mailbox=mailbox).count() >= self.capacity(box))
+        count = VoicemailMessage.objects(mailbox=mailbox).count()
+        return bool(count >= self.capacity(box, account_limit))
 
     def counts(self, mailbox: str) -> tuple[int, int]:
         return (VoicemailMessage.objects(mailbox=mailbox, state="new").count(),
@@ -123,12 +128,19 @@ class VoicemailStore:
         box.reload()
         return box
 
-    def check_pin(self, mailbox: str, pin: str) -> tuple[bool, bool]:
-        """(pin correct, mailbox locked now). Three consecutive failures lock the mailbox."""
+    def check_pin(self, mailbox: str, pin: str,
+                  account_check: Callable[[str], bool] | None = None) -> tuple[bool, bool]:
+        """(pin correct, mailbox locked now). Three consecutive failures lock the mailbox.
+
+        ``account_check`` verifies against the account's PIN (subscriber data) when it has one; the
+        mailbox's own PIN (set over media's REST API) is used otherwise.
+        """
         box = self.box(mailbox)
         if box.locked:
             return False, True
-        if box.pin_hash and verify_pin(pin, box.pin_hash):
+        ok = account_check(pin) if account_check is not None else bool(
+            box.pin_hash and verify_pin(pin, box.pin_hash))
+        if ok:
             box.update(set__pin_failures=0)
             return True, False
         box.update(inc__pin_failures=1)
@@ -159,10 +171,10 @@ class VoicemailStore:
             self._fs.delete(old)
 
     # --- messages ---
-    def add_message(self, mailbox: str, caller: str, ulaw: bytes, received_at: dt.datetime,
-                    call_id: str = "") -> MessageInfo:
+    def add_message(self, mailbox: str, caller: str, ulaw: bytes, received_at: dt.datetime, *,
+                    call_id: str = "", account_limit: int | None = None) -> MessageInfo:
         """Store audio then document (see module doc); raises MailboxFullError."""
-        if self.is_full(mailbox):
+        if self.is_full(mailbox, account_limit):
             raise MailboxFullError(mailbox)
         audio_id = self._fs.put(ulaw, mailbox=mailbox, kind="message", call_id=call_id)
         msg = VoicemailMessage(mailbox=mailbox, caller=caller, received_at=received_at,

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib.util
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,11 +58,23 @@ def _cmd(args: argparse.Namespace) -> int:
                             "(part of the project's [test] extra)")
         addr, media = addresses(Config.load(args.config))
         demo = Demo(addr, media, ring_timeout=args.ring_timeout, keep=args.keep, workdir=args.workdir)
-        ok = asyncio.run(demo.run())
+        ok = asyncio.run(_main(demo))
     except DemoError as exc:
         print(f"\nsecondnum demo: {exc}", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("\nsecondnum demo: interrupted (the account's ring timeout was restored)", file=sys.stderr)
+        return 130
     return 0 if ok else 1
+
+
+async def _main(demo: Any) -> bool:
+    """Run the demo; SIGTERM cancels it like Ctrl-C, so its clean-up (ring timeout, processes) still runs."""
+    task = asyncio.current_task()
+    assert task is not None
+    with contextlib.suppress(NotImplementedError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return bool(await demo.run())
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

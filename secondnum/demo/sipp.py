@@ -7,6 +7,7 @@ received can be shown and checked, and ``-trace_err`` so a failure explains itse
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import re
 import shutil
@@ -68,6 +69,18 @@ def read_trace(path: Path) -> list[Traced]:
     return out
 
 
+CHILDREN: set[asyncio.subprocess.Process] = set()
+"""Every SIPp and phone process the demo started, so an interrupted demo leaves none behind."""
+
+
+def kill_children() -> None:
+    for proc in CHILDREN:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+    CHILDREN.clear()
+
+
 def sipp_binary() -> str:
     found = shutil.which("sipp")
     if found is None:
@@ -99,6 +112,7 @@ class Sipp:
             *self.args, cwd=self.workdir, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )
+        CHILDREN.add(self.proc)
         await asyncio.sleep(0.5)  # bind before the AS sends anything
         if self.proc.returncode is not None:
             _, err = await self.proc.communicate()

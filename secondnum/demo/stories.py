@@ -12,6 +12,7 @@ APIs (provisioning, voicemail, OCS, CDRs); nothing is read from the database dir
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import socket
@@ -28,13 +29,13 @@ import numpy as np
 from media.prompts.catalog import PHRASES, digit_words, number_words
 from secondnum.demo import audio
 from secondnum.demo.errors import DemoError
-from secondnum.demo.sipp import Sipp
+from secondnum.demo.sipp import CHILDREN, Sipp, kill_children, sipp_binary
 from secondnum.seed import DEMO_DID, DEMO_MOBILE
 
 PSTN_CALLER = "42075553333"
 DESTINATION = "420273333444"
 MESSAGE_TEXT = "Hello John, this is Anna. Please call me back about the offer. Thank you."
-HEARD = 0.9
+HEARD = 0.8
 """Clip match above which a prompt counts as heard (a real match scores ~1.0, other words < 0.6)."""
 MESSAGE_HEARD = 0.6
 """The caller's voice survives two G.711 passes and the voicemail store; unrelated audio scores < 0.3."""
@@ -215,6 +216,7 @@ async def run_phone(workdir: Path, name: str, plan: dict[str, Any], timeout: flo
         sys.executable, "-m", "secondnum.demo.phone", json.dumps(plan),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
+    CHILDREN.add(proc)
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:
@@ -276,6 +278,8 @@ class Demo:
         self.message_wav: Path
         self.message_seconds = 0.0
         self.message_id = ""
+        self.greeting = ["The person at", *_digit_words(DEMO_DID),
+                         "is not available. Please leave a message after the tone."]
 
     async def run(self) -> bool:
         tmp = None
@@ -288,12 +292,17 @@ class Demo:
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session:
                 self.api = Api(session, self.addr)
-                await self.preflight()
-                await self.story_incoming()
-                await self.story_voicemail_and_outgoing()
-                if not self.keep and self.message_id:
-                    await self.api.delete_message(self.message_id)
-                    self.r.say("\ncleanup: deleted the demo's voicemail message (--keep keeps it)")
+                try:
+                    await self.preflight()
+                    await self.story_incoming()
+                    await self.story_voicemail_and_outgoing()
+                finally:
+                    kill_children()
+                    if not self.keep and self.message_id:
+                        # Also after Ctrl-C: a left-over message would change the next run's counts.
+                        with contextlib.suppress(DemoError, aiohttp.ClientError, TimeoutError):
+                            await self.api.delete_message(self.message_id)
+                            self.r.say("\ncleanup: deleted the demo's voicemail message (--keep keeps it)")
         finally:
             if tmp is not None:
                 tmp.cleanup()
@@ -315,6 +324,7 @@ class Demo:
         except DemoError:
             raise DemoError(f"account {DEMO_DID} is not provisioned: start `secondnum up` without --no-seed, "
                             "or create it through the provisioning API (see README)") from None
+        sipp_binary()  # says which package to install before anything starts
         self.prompts = Prompts(a.prompt_dir, self.media_settings)
         self.message_wav = self.workdir / "message.wav"
         self.message_seconds = audio.speak(MESSAGE_TEXT, self.message_wav)
@@ -326,32 +336,21 @@ class Demo:
 
     # -- story 1 -----------------------------------------------------------------------------------
     async def story_incoming(self) -> None:
-        r, a = self.r, self.addr
+        r = self.r
         r.say(f"\n== Story 1: receiving an incoming call (PSTN {PSTN_CALLER} dials {DEMO_DID}) ==")
         before = {m["id"] for m in await self.api.messages("new")}
+        balance = (await self.api.balance())["balance"]
         original = await self.api.follow_me()
         faster = {k: v for k, v in original.items() if v is not None}
         faster["targets"] = [{**t, "ring_timeout": self.ring_timeout} for t in original["targets"]]
         await self.api.follow_me(faster)
         r.say(f"  (demo: the follow-me ring timeout is {self.ring_timeout} s instead of "
               f"{original['targets'][0]['ring_timeout']} s for this story, restored afterwards)")
-        await asyncio.sleep(1.5)  # the AS's profile cache follows MongoDB's change stream (< 1 s)
-        mobile = await Sipp(self.workdir, "scscf-mobile", "scscf_mobile.xml", host=a.scscf_host,
-                            port=a.scscf_port, rtp_port=free_udp_port(), timeout=60).start()
-        greeting = ["The person at", *_digit_words(DEMO_DID),
-                    "is not available. Please leave a message after the tone."]
-        greeting_s = self.prompts.seconds(greeting) + 0.4  # + the beep
-        plan = isc_plan(a, PSTN_CALLER, "demo-story1")
-        plan |= {"play": {"wav": str(self.message_wav), "at": greeting_s + 0.8},
-                 "hangup_at": greeting_s + 0.8 + self.message_seconds + 1.5, "max_seconds": 90}
-        r.step("(1) PSTN -> S-CSCF -> AS",
-               f"INVITE tel:+{DEMO_DID}, P-Asserted-Identity <tel:+{PSTN_CALLER}>")
-        r.step("(2)(3) AS -> OCS", f"CCR-Initial: forwarded leg charged to {DEMO_DID}")
         try:
-            phone = await run_phone(self.workdir, "caller", plan, timeout=120)
+            phone, mobile, code = await self._call_the_did()
         finally:
-            code = await mobile.wait(30)
-            await self.api.follow_me(original)
+            # Restored even when the demo is interrupted (Ctrl-C, SIGTERM cancel this task).
+            await asyncio.shield(self.api.follow_me(original))
         invites = mobile.received("INVITE")
         if invites:
             inv = invites[0]
@@ -374,12 +373,12 @@ class Demo:
                 and f"+{DEMO_DID}" in diversion,
                 f"INVITE {invites[0].request_uri if invites else '-'} with PAI/From = {DEMO_DID}, "
                 f"History-Info and Diversion naming {DEMO_DID}" if invites
-                else "no INVITE reached the mobile")
+                else f"no INVITE reached the mobile (OCS balance of {DEMO_DID}: {balance})")
         r.check("unanswered, the AS gave up on the mobile", code == 0 and bool(mobile.received("CANCEL")),
                 f"CANCEL after the {self.ring_timeout} s no-answer timer" if code == 0
-                else f"SIPp exit {code}: {mobile.errors()}")
+                else f"SIPp (mobile) exit {code}: {mobile.errors() or 'the scenario did not complete'}")
         recording = audio.read_wav(phone["recording"]) if phone["recording"].exists() else np.zeros(0)
-        heard = self.prompts.scores(recording, greeting[-1:])[0]
+        heard = self.prompts.scores(recording, self.greeting[-1:])[0]
         r.step("(5) AS -> media (vm-deposit)",
                f"caller connected ({phone['last_status']}), heard the greeting (match {heard:.2f}), "
                f"left a {self.message_seconds:.1f} s message")
@@ -397,6 +396,26 @@ class Demo:
                 and similar >= MESSAGE_HEARD,
                 f"greeting match {heard:.2f}; message from {new['caller']} stored, its audio matches what "
                 f"the caller said ({similar:.2f})" if new is not None else "no new message in the mailbox")
+
+    async def _call_the_did(self) -> tuple[dict[str, Any], Sipp, int]:
+        """Story 1's call: the phone as the PSTN caller, SIPp as the S-CSCF and the unanswered mobile."""
+        r, a = self.r, self.addr
+        await asyncio.sleep(1.5)  # the AS's profile cache follows MongoDB's change stream (< 1 s)
+        mobile = await Sipp(self.workdir, "scscf-mobile", "scscf_mobile.xml", host=a.scscf_host,
+                            port=a.scscf_port, rtp_port=free_udp_port(), timeout=60).start()
+        greeting_s = self.prompts.seconds(self.greeting) + 0.4  # + the beep
+        plan = isc_plan(a, PSTN_CALLER, "demo-story1")
+        plan |= {"play": {"wav": str(self.message_wav), "at": greeting_s + 0.8},
+                 "hangup_at": greeting_s + 0.8 + self.message_seconds + 1.5, "max_seconds": 90}
+        r.step("(1) PSTN -> S-CSCF -> AS",
+               f"INVITE tel:+{DEMO_DID}, P-Asserted-Identity <tel:+{PSTN_CALLER}>")
+        r.step("(2)(3) AS -> OCS", f"CCR-Initial: forwarded leg charged to {DEMO_DID}")
+        try:
+            phone = await run_phone(self.workdir, "caller", plan, timeout=120)
+        finally:
+            # Nothing reached the mobile by now: no point waiting for SIPp's own timeout.
+            code = await mobile.wait(30 if mobile.received("INVITE") else 3)
+        return phone, mobile, code
 
     async def _wait_new_message(self, before: set[str]) -> dict[str, Any] | None:
         end = time.monotonic() + 10
@@ -428,14 +447,14 @@ class Demo:
         far_end = await Sipp(self.workdir, "scscf-pstn", "scscf_pstn.xml", host=a.scscf_host,
                              port=a.scscf_port, rtp_port=free_udp_port(), timeout=int(t_keys + 60)).start()
         plan = isc_plan(a, DEMO_MOBILE, "demo-story2")
-        plan |= {"dtmf": dtmf, "hangup_after_reinvite": 4.0, "hangup_at": t_keys + 30, "max_seconds": 120}
+        plan |= {"dtmf": dtmf, "hangup_after_reinvite": 4.0, "hangup_at": t_keys + 20, "max_seconds": 120}
         r.step("(1) mobile -> S-CSCF -> AS",
                f"INVITE tel:+{DEMO_DID}, P-Asserted-Identity <tel:+{DEMO_MOBILE}> from a trusted S-CSCF")
         r.step("(2)(3) AS", f"{DEMO_MOBILE} is an alias of {DEMO_DID}: the customer's own mailbox")
         try:
             phone = await run_phone(self.workdir, "customer", plan, timeout=t_keys + 90)
         finally:
-            code = await far_end.wait(20)
+            code = await far_end.wait(20 if far_end.received("INVITE") else 3)
         recording = audio.read_wav(phone["recording"]) if phone["recording"].exists() else np.zeros(0)
         count_words = _count_words(len(new), "new message", "new messages")
         count_scores = audio.find_in_order(recording, [self.prompts.clip(t) for t in count_words])

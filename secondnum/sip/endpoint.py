@@ -650,6 +650,15 @@ class SipEndpoint:
             await self.handler(inc)
         except asyncio.CancelledError:
             raise
+        except BadHeaderError as exc:
+            # A header the application needed (e.g. P-Served-User) is malformed: the request is bad, not us.
+            metrics.BAD_REQUESTS.inc()
+            log.warning("sip_bad_header", method=inc.method, header=exc.header, error=str(exc),
+                        call_id=inc.request.headers.get("call-id"))
+            if inc.tx is not None and not inc.tx.final_sent and not inc.tx.terminated:
+                warning = Warning(399, self.local_address[0], f"Bad header: {exc.header}")
+                with contextlib.suppress(Exception):
+                    inc.respond(400, headers=[("Warning", str(warning))])
         except Exception:
             metrics.HANDLER_ERRORS.inc()
             log.exception("sip_handler_error", method=inc.method, call_id=inc.request.headers.get("call-id"))

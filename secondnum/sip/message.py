@@ -28,7 +28,7 @@ from .fields import (
     parse_option_tags,
 )
 from .headers import Headers, canonical
-from .uri import NameAddr, SipURI, parse_name_addr, split_list
+from .uri import NameAddr, SipURI, parse_name_addr, parse_name_addr_list, split_list
 
 T = TypeVar("T")
 
@@ -152,6 +152,24 @@ class SipMessage:
         cache[low] = result
         return result
 
+    def _na_list(self, low: str, header: str) -> list[NameAddr]:
+        """Cached name-addr list field (Route, Record-Route, P-Asserted-Identity)."""
+        cache = self._cache
+        if low in cache:
+            return cache[low]  # type: ignore[no-any-return]
+        values = self.headers._map.get(low)
+        try:
+            if not values:
+                result: list[NameAddr] = []
+            elif len(values) == 1:
+                result = parse_name_addr_list(values[0], header)
+            else:
+                result = [na for v in values for na in parse_name_addr_list(v, header)]
+        except SipParseError as exc:
+            raise BadHeaderError(header, str(exc)) from None
+        cache[low] = result
+        return result
+
     @property
     def via(self) -> list[Via]:
         return self._list("via", Via.parse)
@@ -206,11 +224,11 @@ class SipMessage:
 
     @property
     def route(self) -> list[NameAddr]:
-        return self._list("route", _NA["Route"])
+        return self._na_list("route", "Route")
 
     @property
     def record_route(self) -> list[NameAddr]:
-        return self._list("record-route", _NA["Record-Route"])
+        return self._na_list("record-route", "Record-Route")
 
     @property
     def max_forwards(self) -> int | None:
@@ -218,7 +236,7 @@ class SipMessage:
 
     @property
     def p_asserted_identity(self) -> list[NameAddr]:
-        return self._list("p-asserted-identity", _NA["P-Asserted-Identity"])
+        return self._na_list("p-asserted-identity", "P-Asserted-Identity")
 
     @property
     def p_served_user(self) -> PServedUser | None:

@@ -54,8 +54,12 @@ def _kind(msg: SipMessage) -> str:
     return msg.method if isinstance(msg, SipRequest) else "response"
 
 
+# What a request must keep to build an ACK, CANCEL or response from it (§17.1.1.3, §9.1, §8.2.6).
+_HUSK_HEADERS = ("via", "max-forwards", "from", "to", "call-id", "cseq", "route")
+
+
 def _husk(req: SipRequest) -> SipRequest:
-    """A stand-in keeping only method, Request-URI, Call-ID and CSeq of a request.
+    """A stand-in with the Request-URI and the headers of :data:`_HUSK_HEADERS`, no body, no parsed values.
 
     Transactions live 64*T1 after their final response (Timers J, L, M) only to absorb retransmissions; at
     hundreds of calls per second the full parsed messages kept that long dominate the garbage collector's
@@ -64,7 +68,7 @@ def _husk(req: SipRequest) -> SipRequest:
     husk = SipRequest(req.method, req.raw_uri)
     src = req.headers._map
     dst = husk.headers._map
-    for name in ("call-id", "cseq"):
+    for name in _HUSK_HEADERS:
         values = src.get(name)
         if values:
             dst[name] = values
@@ -218,6 +222,14 @@ class ClientTransaction(Transaction):
     def branch(self) -> str:
         return self.key[0]
 
+    def _finish(self) -> None:
+        """Final response received: keep only what absorbing retransmissions needs (see :func:`_husk`).
+
+        ``user_data`` stays: the TU may need it for events still to come (2xx retransmissions in Accepted).
+        """
+        self.request = _husk(self.request)
+        self.last_response = None
+
     def receive(self, resp: SipResponse, now: float) -> None:
         raise NotImplementedError
 
@@ -257,12 +269,12 @@ class ClientInviteTransaction(ClientTransaction):
                 self._stop("A", "B", "cancel")
                 self._start("M", 64 * layer.timers.t1, now)
                 layer._events.append(ResponseReceived(self, resp))
-                self.request = _husk(self.request)
+                self._finish()
             else:
                 self.state = TxState.COMPLETED
                 self._stop("A", "B", "cancel")
                 self._ack_data = self._send(self._build_ack(resp))
-                self.request = _husk(self.request)
+                self._finish()
                 if self.reliable:
                     layer._events.append(ResponseReceived(self, resp))
                     self._terminate()
@@ -342,7 +354,7 @@ class ClientNonInviteTransaction(ClientTransaction):
             self._stop("E", "F")
             self.state = TxState.COMPLETED
             layer._events.append(ResponseReceived(self, resp))
-            self.request = _husk(self.request)
+            self._finish()
             if self.reliable:
                 self._terminate()
             else:

@@ -68,20 +68,25 @@ def _split_quoted(value: str) -> list[str]:
 
 def parse_params(text: str) -> Params:
     """Parse ``;a=b;c`` (leading ``;`` optional) into an ordered dict with lower-case names (§25.1)."""
-    params: Params = {}
     if not text:
-        return params
-    spaced = " " in text or "\t" in text
+        return {}
+    if " " in text or "\t" in text:
+        return _parse_params_spaced(text)
+    params: Params = {}
     for item in text.split(";"):
-        if not item:
-            continue
+        if item:
+            name, eq, val = item.partition("=")
+            params[name.lower()] = val if eq else None
+    return params
+
+
+def _parse_params_spaced(text: str) -> Params:
+    params: Params = {}
+    for item in text.split(";"):
         name, eq, val = item.partition("=")
-        if spaced:
-            name = name.strip()
-            val = val.strip()
-            if not name:
-                continue
-        params[name.lower()] = val if eq else None
+        name = name.strip()
+        if name:
+            params[name.lower()] = val.strip() if eq else None
     return params
 
 
@@ -283,6 +288,32 @@ def parse_name_addr(text: str, header: str | None = None) -> NameAddr:
             display = token or None
         return NameAddr(uri_text, display, parse_params(rest) if rest else {}, header)
     return _parse_name_addr_slow(text, header)
+
+
+# One element of a comma-separated name-addr list (Route, Record-Route, P-Asserted-Identity, ...).
+_NAME_ADDR_ITEM_RE = re.compile(
+    r'\s*(?:"((?:[^"\\]|\\.)*)"|([^<",]*?))\s*<((?i:sips?|tel):[^>]+)>([^,"]*)(?:,|$)', re.S)
+
+
+def parse_name_addr_list(value: str, header: str | None = None) -> list[NameAddr]:
+    """All name-addrs of one header value in a single regex pass; unusual input takes the general path."""
+    out: list[NameAddr] = []
+    pos = 0
+    end = len(value)
+    for m in _NAME_ADDR_ITEM_RE.finditer(value):
+        if m.start() != pos:
+            break
+        quoted, token, uri_text, rest = m.groups()
+        display: str | None
+        if quoted is not None:
+            display = quoted.replace('\\"', '"').replace("\\\\", "\\") if "\\" in quoted else quoted
+        else:
+            display = token or None
+        out.append(NameAddr(uri_text, display, parse_params(rest) if rest else {}, header))
+        pos = m.end()
+        if pos >= end:
+            return out
+    return [parse_name_addr(item, header) for item in split_list(value)]
 
 
 def _parse_name_addr_slow(text: str, header: str | None) -> NameAddr:

@@ -46,10 +46,10 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     raise RuntimeError("no free port")
 
 
-def free_rtp_range(size: int = 200) -> tuple[int, int]:
+def free_rtp_range(size: int = 1000) -> tuple[int, int]:
     """An even-aligned range of UDP ports, most likely unused (picked around a free port)."""
     base = free_port() & ~1
-    base = min(max(base, 20000), 64000)
+    base = min(max(base, 20000), 63000)
     return base, base + size - 1
 
 
@@ -251,3 +251,9 @@ def rss_kib(pid: int) -> int:
 
 def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -91,7 +91,7 @@ async def build_stack(
 
     ocs.node.register_handler(dc.APP_RO, dc.CMD_CREDIT_CONTROL, observed)
     await ocs.start()
-    cache = ProfileCache(get_db())
+    cache = ProfileCache.from_uri(mongo_uri, get_db().name)  # its own client, as AsService does
     await cache.start()
     ocs_port = ocs.diameter_port if with_ocs_peer else free_port()
     ro_settings = RoClientSettings(peers=[DiameterPeerSettings(port=ocs_port)], tx_seconds=2.0, **ro_over)

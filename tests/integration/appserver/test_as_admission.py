@@ -210,3 +210,19 @@ async def test_ocs_down_ccfh_continue_forwards_unmetered(stack: Stack) -> None:
     assert stack.ccrs == []
     (cdr,) = await cdrs()
     assert cdr.disposition == "answered"
+
+
+async def test_malformed_asserted_identity_gets_400_and_service_goes_on(stack: Stack) -> None:
+    await stack.provision(answering_mode="reject")
+    bad = await Sipp(
+        stack.workdir,
+        "bad",
+        "caller_bad_header.xml",
+        free_port(),
+        remote=f"127.0.0.1:{stack.sip_port}",
+        keys=caller_keys(stack),
+    ).start()
+    assert await bad.wait() == 0, explain(bad)
+    assert final_status(bad) == 400
+    good = await rejected_call(stack)  # the next call is served normally
+    assert final_status(good) == 603

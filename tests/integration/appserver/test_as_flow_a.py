@@ -141,8 +141,9 @@ async def test_simultaneous_forking_cancels_the_loser(stack: Stack) -> None:
     (cancel,) = target.received("CANCEL")
     assert cancel.start_line == f"CANCEL tel:+{OTHER} SIP/2.0"
     assert "cause=200" in (cancel.header("Reason") or "")  # call completed elsewhere
-    (ccr_i,) = stack.ccr(CCR_I)  # one Ro session for the whole forwarding attempt
+    assert len(stack.ccr(CCR_I)) == 1  # one Ro session for the whole forwarding attempt
     (cdr,) = await cdrs()
+    assert cdr.ro_session_ids == [stack.ccr(CCR_I)[0].session_id]
     assert cdr.disposition == "answered"
     assert sorted(leg.role for leg in cdr.legs) == ["caller", "forward", "forward"]
 
@@ -175,3 +176,25 @@ async def test_sequential_busy_then_next_target(stack: Stack) -> None:
     assert f"<tel:+{MOBILE};cause=302>;index=1.2;mp=1" in history
     (cdr,) = await cdrs()
     assert cdr.disposition == "answered"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_offerless_invite_answer_travels_in_the_ack(stack: Stack, transport: str) -> None:
+    await stack.provision()
+    target = await Sipp(stack.workdir, "target", "target_answer.xml", stack.scscf_port, transport).start()
+    caller = await Sipp(
+        stack.workdir,
+        "caller",
+        "caller_offerless.xml",
+        free_port(),
+        transport,
+        remote=f"127.0.0.1:{stack.sip_port}",
+        keys=caller_keys(stack),
+    ).start()
+    assert await run_all(caller, target) == [0, 0], explain(caller, target)
+    (invite,) = target.received("INVITE")
+    assert invite.body == ""
+    (ok,) = [m for m in caller.received(200) if m.cseq_method == "INVITE"]
+    assert "o=mobile" in ok.body  # the far end's offer reached the caller
+    (ack,) = target.received("ACK")
+    assert "o=caller" in ack.body and "RTP/AVP 0" in ack.body  # and the caller's answer reached the far end

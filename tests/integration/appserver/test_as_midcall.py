@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiohttp import ClientSession, web
+from aiohttp import ClientSession
 from as_helpers import caller_keys, cdrs, explain, run_all
 from as_sipp import Sipp, free_port
 from as_stack import CCR_I, CCR_T, DID, PSTN_CALLER, Stack
 
 from appserver import api
+from appserver.cdr import CallRecord, Disposition, Flow, save
 from secondnum import http
 
 pytestmark = [pytest.mark.sipp, pytest.mark.slow]
@@ -118,18 +119,13 @@ async def test_drain_limit_releases_live_calls(stack: Stack) -> None:
     assert len(stack.ccr(CCR_T)) == 1
 
 
-async def test_cdr_api_lists_and_filters(stack: Stack) -> None:
-    await stack.provision()
-    media = await Sipp(stack.workdir, "media", "media_deposit.xml", stack.media_port).start()
-    await stack.server.ep.close()  # no: keep SIP; only testing the API below
-    del media
+async def test_cdr_api_lists_and_filters(mongo_uri: str) -> None:
+    """The REST listing over CDRs written by the same code path as calls (``cdr.save``)."""
     app = http.make_app("as", tokens=["t0k"])
     api.add_routes(app)
     runner = await http.serve(app, "127.0.0.1", 0)
     port = http.bound_port(runner)
     try:
-        from appserver.cdr import CallRecord, Disposition, Flow, save
-
         for i in range(3):
             await save(
                 CallRecord(
@@ -162,7 +158,6 @@ async def test_cdr_api_lists_and_filters(stack: Stack) -> None:
                 assert r.status == 404
     finally:
         await runner.cleanup()
-    assert isinstance(app, web.Application)
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
@@ -185,3 +180,28 @@ async def test_reinvite_hold_passes_through(stack: Stack, transport: str) -> Non
     assert "o=caller 53655765 2353687638" in invites[1].body
     answers = [m for m in caller.received(200) if m.cseq_method == "INVITE"]
     assert "a=recvonly" in answers[-1].body and "o=mobile 1 2" in answers[-1].body
+
+
+async def test_drain_limit_releases_a_ringing_call(stack: Stack) -> None:
+    """At the drain limit a call still ringing its follow-me target is given up: CANCEL, 503 to the caller."""
+    await stack.provision()
+    target = await Sipp(stack.workdir, "target", "target_noanswer.xml", stack.scscf_port).start()
+    caller = await Sipp(
+        stack.workdir,
+        "caller",
+        "caller_rejected.xml",
+        free_port(),
+        remote=f"127.0.0.1:{stack.sip_port}",
+        keys=caller_keys(stack),
+    ).start()
+    for _ in range(100):
+        if target.received("INVITE"):
+            break
+        await asyncio.sleep(0.05)
+    await stack.server.drain(0.5)
+    assert await run_all(caller, target) == [0, 0], explain(caller, target)
+    finals = [m for m in caller.messages() if m.status and m.status >= 200]
+    assert [m.status for m in finals] == [503] and finals[0].header("Retry-After") == "5"
+    (ccr_t,) = stack.ccr(CCR_T)
+    assert (ccr_t.used_seconds or 0) == 0
+    assert not stack.server.calls

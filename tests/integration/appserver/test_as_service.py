@@ -92,5 +92,10 @@ async def test_service_start_ready_drain_stop(stack: Stack, tmp_path: Path, mong
         ):
             cdrs = (await r.json())["items"]
         assert [c["disposition"] for c in cdrs] == ["answered"]
+        async with ClientSession() as s, s.get(f"http://127.0.0.1:{service.http_port}/metrics") as r:
+            metrics = await r.text()
+        assert 'secondnum_as_calls_total{disposition="answered",flow="forward"}' in metrics
+        assert 'secondnum_as_rejected_total{reason="draining"}' in metrics
+        assert "secondnum_as_setup_seconds_count" in metrics
     finally:
         await service.stop()

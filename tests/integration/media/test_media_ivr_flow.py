@@ -107,3 +107,27 @@ async def test_pin_required_without_network_auth_and_lock(media: MediaService, u
     await heard(uac, expected(media, PHRASES["mailbox_locked"]), mark)
     await asyncio.wait_for(uac.bye_received.wait(), 30)
     assert store.box(MB).locked
+
+
+async def test_account_voicemail_settings_apply(media: MediaService, uac: Uac) -> None:
+    """Limits and PIN policy come from the subscriber data's account (hss_adapter), not only defaults."""
+    from hss_adapter.store import create_account
+
+    create_account({"did": MB, "voicemail": {"pin": "1357", "pin_required": True, "max_messages": 1}})
+    store = VoicemailStore()
+    store.add_message(MB, "42075553333", b"\x7f" * 8000, dt.datetime(2026, 11, 25, 9, 0, tzinfo=dt.UTC))
+    # Deposit: the account allows one message, so the mailbox is full.
+    await uac.call(media.server.endpoint.local_address, "vm-deposit")
+    await heard(uac, expected(media, PHRASES["mailbox_full"]), 0)
+    await asyncio.wait_for(uac.bye_received.wait(), 30)
+    # Access: network-authenticated, but the account requires its PIN; the account's PIN opens it.
+    second = Uac()
+    await second.start()
+    try:
+        await second.call(media.server.endpoint.local_address, "vm-access", params=";auth=network")
+        mark = await heard(second, expected(media, PHRASES["enter_pin"]), 0)
+        await keys(second, "1357#")
+        await heard(second, expected(media, PHRASES["you_have"]), mark)
+        await second.bye()
+    finally:
+        await second.close()

@@ -59,6 +59,9 @@ class Uas:
             await self.ep.request(notify, dest, transport).final_response()
         elif req.method == "OOPS":
             raise RuntimeError("handler bug")
+        elif req.method == "MESSAGE":
+            served = req.p_served_user  # raises BadHeaderError on a malformed value
+            inc.respond(200 if served is not None else 404)
         elif req.method != "ACK":
             inc.respond(200)
 
@@ -278,6 +281,13 @@ async def test_in_dialog_request_for_unknown_dialog_gets_481(uas: Uas, raw: RawU
 async def test_handler_exception_becomes_500(uas: Uas, raw: RawUdp) -> None:
     raw.send(raw_request("OOPS", uas.ep.port, raw.port), uas.ep.port)
     assert (await raw.recv_final()).status == 500
+
+
+async def test_bad_header_read_by_the_handler_gets_400(uas: Uas, raw: RawUdp) -> None:
+    raw.send(raw_request("MESSAGE", uas.ep.port, raw.port, extra="P-Served-User: <tel:+1;sescase=term\r\n"),
+             uas.ep.port)
+    resp = await raw.recv_final()
+    assert resp.status == 400 and resp.warning[0].text == "Bad header: P-Served-User"
 
 
 async def test_max_forwards_zero_gets_483(uas: Uas, raw: RawUdp) -> None:

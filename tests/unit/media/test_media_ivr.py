@@ -239,12 +239,22 @@ def test_deposit_too_short_discarded() -> None:
     acts = app.handle(RecordDone(b"\x01" * 4000, "digit"))
     assert not any(isinstance(a, StoreMessage) for a in acts)
     assert _played(acts)[0] == PHRASES["message_too_short"]
+    assert app.handle(PlayDone()) == [Hangup("too_short")]
 
 
 def test_deposit_mailbox_full() -> None:
     app = _deposit(full=True)
     assert _played(app.start()) == [PHRASES["mailbox_full"]]
-    assert app.handle(PlayDone()) == [Hangup()]
+    assert app.handle(PlayDone()) == [Hangup("mailbox_full")]
+
+
+def test_deposit_full_at_store_time_is_spoken() -> None:
+    app = _deposit()
+    app.start()
+    app.handle(PlayDone())
+    app.handle(RecordDone(b"\x01" * 16000, "digit"))
+    assert _played(app.handle(StoreResult(ok=False, full=True))) == [PHRASES["mailbox_full"]]
+    assert app.handle(PlayDone()) == [Hangup("mailbox_full")]
 
 
 @pytest.mark.parametrize(("n", "words"), [(0, "zero"), (13, "thirteen"), (40, "forty"), (99, "ninety nine"),

@@ -1,0 +1,116 @@
+"""Overload: twice the clean call rate through the AS (flow A, forwarded and answered), bounded in time.
+
+Run: ``.venv/bin/python -m benchmarks.overload [--clean-rate auto|N] [--seconds 30] [--hold 2000-4000]
+[--max-calls sized|default]``.
+
+The whole service runs as ``secondnum up`` (real processes, SecantusDB, built-in OCS, loopback only); SIPp
+plays the S-CSCF (127.0.0.5, trusted) and the far end.
+
+0. ``--clean-rate auto`` (default): a ramp of 10 s steps (10, 20, 40, 60, 80, ... calls/s) finds the highest
+   rate with no failed call and a mean setup delay under 100 ms on this machine, now: the clean rate.
+   With ``--max-calls sized``, ``[as] max_calls`` is set to clean rate x mean hold x ``--headroom`` (so twice
+   the rate must be shed with 503 + Retry-After); ``default`` keeps the AS's own limits (2000 calls,
+   500 pending), which shows what CPU saturation alone does.
+1. Anchor, in the same run: the clean rate for ``--seconds`` (expected: no failure).
+2. ``--long`` calls are set up and kept talking through the whole overload ("calls in progress").
+3. Overload: twice the clean rate for ``--seconds``.
+
+Printed: the process survived, calls in progress unharmed (all of them ended normally), 503 count (the AS's
+``secondnum_as_rejected_total``), setup times, RSS before/after, CDRs written. Not a test: no assertion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks._service import machine, metric, ramp, rel_sipp, rs, run_caller, start_stack, top_up
+
+
+def _summary(s: rel_sipp.Sipp) -> str:
+    st = s.stats()
+    return (f"attempted {s.counter('OutgoingCall(C)')}, ok {s.counter('SuccessfulCall(C)')}, "
+            f"failed {s.counter('FailedCall(C)')}, setup mean {st.get('ResponseTimesetup(C)', '?')} "
+            f"(stdev {st.get('ResponseTimesetupStDev(C)', '?')})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--clean-rate", default="auto", help="calls/s the AS handles cleanly, or auto (ramp)")
+    parser.add_argument("--max-calls", choices=("sized", "default"), default="sized")
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of each phase")
+    parser.add_argument("--hold", default="2000-4000", help="talk time range in ms")
+    parser.add_argument("--long", type=int, default=20, help="calls kept up through the overload")
+    parser.add_argument("--headroom", type=float, default=1.3, help="max_calls = rate x mean hold x this")
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    lo, hi = (int(x) for x in args.hold.split("-"))
+    mean_hold = (lo + hi) / 2000
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="secondnum-overload-"))
+    print(f"machine: {machine()}")
+    print(f"command: python -m benchmarks.overload --clean-rate {args.clean_rate} --seconds {args.seconds:g} "
+          f"--hold {args.hold} --long {args.long} --max-calls {args.max_calls} --headroom {args.headroom:g}"
+          f"   (workdir {workdir})")
+    if args.clean_rate == "auto":
+        args.clean_rate = ramp(workdir / "ramp")
+    else:
+        args.clean_rate = float(args.clean_rate)
+    max_calls = (math.ceil(args.clean_rate * mean_hold * args.headroom) + args.long
+                 if args.max_calls == "sized" else 2000)
+    mongo, proc, ports = start_stack(workdir, {"as": {"max_calls": max_calls}})
+    far = None
+    try:
+        top_up(ports)
+        far = rel_sipp.far_end(workdir, ports.scscf).start()
+        time.sleep(0.5)
+        rss0 = rs.rss_kib(proc.pid)
+        print(f"clean rate {args.clean_rate:g}/s; [as] max_calls = {max_calls}; "
+              f"RSS at start {rss0 / 1024:.1f} MiB, fds {rs.open_fds(proc.pid)}")
+
+        anchor = run_caller(ports, workdir, "anchor", args.clean_rate, args.seconds, (lo, hi), max_calls)
+        anchor.wait(args.seconds + hi / 1000 + 120)
+        rss1 = rs.rss_kib(proc.pid)
+        rej0 = metric(ports.as_http, "secondnum_as_rejected_total")
+        print(f"anchor   {args.clean_rate:g}/s: {_summary(anchor)}; RSS {rss1 / 1024:.1f} MiB")
+
+        long_talk = int(args.seconds * 1000 + 15_000)
+        inprog = rel_sipp.caller(workdir, ports.as_sip, ports.scscf, did=rs.DID, caller_number=rs.PSTN_CALLER,
+                                 rate=10, calls=args.long, min_ms=long_talk, max_ms=long_talk,
+                                 name="in_progress").start()
+        time.sleep(args.long / 10 + 2)
+        overload = run_caller(ports, workdir, "overload", 2 * args.clean_rate, args.seconds, (lo, hi),
+                               10 * max_calls)
+        peak_rss = rs.rss_kib(proc.pid)
+        t0 = time.monotonic()
+        while overload.proc is not None and overload.proc.poll() is None and \
+                time.monotonic() - t0 < args.seconds + hi / 1000 + 120:
+            time.sleep(1)
+            peak_rss = max(peak_rss, rs.rss_kib(proc.pid) if proc.alive() else 0)
+        overload.wait(5)
+        inprog.wait(long_talk / 1000 + 60)
+        time.sleep(2)
+        alive = proc.alive()
+        rss2 = rs.rss_kib(proc.pid) if alive else 0
+        rejected = metric(ports.as_http, "secondnum_as_rejected_total") - rej0 if alive else float("nan")
+        status, cdrs = rs.http_json("GET", f"http://127.0.0.1:{ports.as_http}/api/v1/cdrs?limit=1")
+        print(f"overload {2 * args.clean_rate:g}/s: {_summary(overload)}")
+        print(f"  503/refused by the AS during overload: {rejected:.0f}")
+        print(f"  calls in progress through the overload: {inprog.counter('SuccessfulCall(C)')} of "
+              f"{args.long} ended normally, {inprog.counter('FailedCall(C)')} failed")
+        print(f"  process alive: {alive}; RSS {rss0 / 1024:.1f} MiB start, {rss1 / 1024:.1f} after anchor, "
+              f"peak {peak_rss / 1024:.1f} during overload, {rss2 / 1024:.1f} after")
+        print(f"  CDRs written: {cdrs.get('total') if status == 200 else status}; far end answered "
+              f"{far.counter('IncomingCall(C)')} forwarded INVITEs")
+    finally:
+        if far is not None:
+            far.stop()
+        rc = proc.stop()
+        mongo.stop()
+        print(f"secondnum exit code after SIGTERM: {rc}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Flows A.6 and B against the real media server (media.service), not a SIPp stand-in."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from as_helpers import caller_keys, cdrs, explain, run_all
+from as_sipp import Sipp, free_port
+from as_stack import DID, MOBILE, Stack
+
+from media.service import MediaService, create
+from secondnum.service import Config, RunContext
+
+pytestmark = [pytest.mark.sipp, pytest.mark.slow]
+
+
+@pytest.fixture
+async def media(stack: Stack, mongo_uri: str, tmp_path: Path) -> AsyncIterator[MediaService]:
+    low = random.randrange(30000, 60000, 100)
+    config = Config(
+        {
+            "media": {
+                "sip_port": stack.media_port,
+                "api_port": 0,
+                "rtp_port_min": low,
+                "rtp_port_max": low + 99,
+                "prompt_dir": str(tmp_path / "prompts"),
+            }
+        },
+        environ={},
+    )
+    service = create(config, RunContext(mongo_uri, os.environ["SECONDNUM_TEST_DB"]))
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_no_answer_deposit_on_real_media(stack: Stack, media: MediaService, transport: str) -> None:
+    await stack.provision(follow_me={"targets": [{"uri": f"tel:+{MOBILE}", "ring_timeout": 1}]})
+    target = await Sipp(stack.workdir, "target", "target_noanswer.xml", stack.scscf_port, transport).start()
+    caller = await Sipp(
+        stack.workdir,
+        "caller",
+        "caller_answered.xml",
+        free_port(),
+        transport,
+        remote=f"127.0.0.1:{stack.sip_port}",
+        keys=caller_keys(stack),
+        pause_ms=1500,
+    ).start()
+    assert await run_all(caller, target) == [0, 0], explain(caller, target)
+    (ok,) = [m for m in caller.received(200) if m.cseq_method == "INVITE"]
+    assert "m=audio" in ok.body and "RTP/AVP 0" in ok.body  # media chose PCMU from the caller's offer
+    (cdr,) = await cdrs()
+    assert cdr.disposition == "voicemail" and cdr.diversion_reason == "no-answer"
+    assert [leg.status for leg in cdr.legs if leg.role == "voicemail"] == [200]
+
+
+async def test_voicemail_access_on_real_media(stack: Stack, media: MediaService) -> None:
+    await stack.provision()
+    caller = await Sipp(
+        stack.workdir,
+        "caller",
+        "caller_answered.xml",
+        free_port(),
+        remote=f"127.0.0.1:{stack.sip_port}",
+        keys=caller_keys(stack, MOBILE),
+        pause_ms=1500,
+    ).start()
+    assert await caller.wait() == 0, explain(caller)
+    (cdr,) = await cdrs()
+    assert cdr.did == DID and cdr.disposition == "voicemail_access"
+    assert [leg.status for leg in cdr.legs if leg.role == "voicemail"] == [200]
