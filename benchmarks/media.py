@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from media.audio import g711, wav
@@ -112,6 +113,13 @@ def speech_ulaw(path: Path) -> None:
     path.write_bytes(g711.encode(wav.read_wav(raw), "PCMU"))
 
 
+async def poll(predicate: Callable[[], bool], timeout: float) -> None:
+    for _ in range(int(timeout / 0.1)):
+        if predicate():
+            return
+        await asyncio.sleep(0.1)
+
+
 async def anchor(svc: MediaService, seconds: float) -> float:
     svc.engine.lateness.clear()
     await asyncio.sleep(seconds)
@@ -130,10 +138,7 @@ async def run_n(svc: MediaService, n: int, hold: float, workdir: Path, sip_port:
            f"127.0.0.1:{sip_port}"]
     proc = await asyncio.create_subprocess_exec(*cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                                 cwd=workdir)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + n / 50 + 30
-    while len(svc.server.calls) < n and loop.time() < deadline:
-        await asyncio.sleep(0.1)
+    await poll(lambda: len(svc.server.calls) >= n, n / 50 + 30)
     up = len(svc.server.calls)
     await asyncio.sleep(1.0)
     window = max(3.0, hold - n / 50 - 3)
@@ -147,9 +152,8 @@ async def run_n(svc: MediaService, n: int, hold: float, workdir: Path, sip_port:
     p99 = svc.engine.lateness_percentile(99) * 1000
     pmax = svc.engine.lateness_percentile(100) * 1000
     skipped = svc.engine.skipped_ticks - skipped0
-    _, err = await asyncio.wait_for(proc.communicate(), hold + 180)
-    while svc.server.calls and loop.time() < deadline + hold + 60:
-        await asyncio.sleep(0.2)
+    await asyncio.wait_for(proc.communicate(), hold + 180)
+    await poll(lambda: not svc.server.calls, 120)  # messages are stored before a call is released
     stored = await asyncio.to_thread(VoicemailMessage.objects.count) - before
     cpu_share = (cpu1 - cpu0) / (wall1 - wall0)
     return {"n": n, "up": up, "streams": streams, "sipp_rc": float(proc.returncode or 0),

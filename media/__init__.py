@@ -1,0 +1,1 @@
+"""MRF-style media server: RTP engine, prompts, voicemail deposit/access IVR (see README.md)."""

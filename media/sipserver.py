@@ -7,10 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import random
 import re
-import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from media.rtp.engine import NoPortError, RtpEngine, RtpStream
 from media.rtp.session import RtpSession
 from media.settings import MediaSettings
 from media.store.account import account_voicemail
+from media.store.spool import MessageSpool
 from media.store.voicemail import VoicemailStore
 from secondnum.identity import IdentityError, canonical, normalise_e164
 from secondnum.log import get_logger
@@ -80,7 +79,7 @@ class MediaServer:
         self._rng = random.SystemRandom()
         self._beep = g711.encode(tones.beep(), "PCMU")
         self._tasks: set[asyncio.Task[None]] = set()
-        self.spool_dir = Path(settings.prompt_dir).parent / "spool"
+        self.spool = MessageSpool(Path(settings.prompt_dir).parent / "spool")
 
     async def start(self) -> None:
         await self.endpoint.start()
@@ -110,29 +109,11 @@ class MediaServer:
 
     def spool_message(self, mailbox: str, caller: str, audio: bytes, received_at: dt.datetime,
                       call_id: str) -> Path:
-        """Last resort when the database stays unreachable: keep the message on disk for re-import."""
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
-        base = self.spool_dir / f"{received_at:%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
-        base.with_suffix(".ul").write_bytes(audio)
-        meta = {"mailbox": mailbox, "caller": caller, "received_at": received_at.isoformat(),
-                "call_id": call_id}
-        base.with_suffix(".json").write_text(json.dumps(meta))
-        return base
+        """Last resort when the database stays unreachable (see :mod:`media.store.spool`)."""
+        return self.spool.put(mailbox, caller, audio, received_at, call_id)
 
     def import_spool(self) -> int:
-        """Move spooled messages into the store (blocking; run at start-up)."""
-        count = 0
-        if not self.spool_dir.exists():
-            return 0
-        for meta_path in sorted(self.spool_dir.glob("*.json")):
-            meta = json.loads(meta_path.read_text())
-            audio_path = meta_path.with_suffix(".ul")
-            self.store.add_message(meta["mailbox"], meta["caller"], audio_path.read_bytes(),
-                                   dt.datetime.fromisoformat(meta["received_at"]), call_id=meta["call_id"])
-            audio_path.unlink()
-            meta_path.unlink()
-            count += 1
-        return count
+        return self.spool.import_into(self.store)
 
     # --- request dispatch ----------------------------------------------------------------------------
     async def handle(self, inc: IncomingRequest) -> None:

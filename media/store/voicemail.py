@@ -174,12 +174,21 @@ class VoicemailStore:
     def add_message(self, mailbox: str, caller: str, ulaw: bytes, received_at: dt.datetime, *,
                     call_id: str = "", account_limit: int | None = None) -> MessageInfo:
         """Store audio then document (see module doc); raises MailboxFullError."""
-        if self.is_full(mailbox, account_limit):
+        box = self.box(mailbox)
+        capacity = self.capacity(box, account_limit)
+        if VoicemailMessage.objects(mailbox=mailbox).count() >= capacity:
             raise MailboxFullError(mailbox)
         audio_id = self._fs.put(ulaw, mailbox=mailbox, kind="message", call_id=call_id)
         msg = VoicemailMessage(mailbox=mailbox, caller=caller, received_at=received_at,
                                duration_ms=len(ulaw) // 8, state="new", audio_id=audio_id, call_id=call_id)
         msg.save()
+        # Concurrent deposits may all pass the check above: re-count after inserting and withdraw ours if
+        # it is beyond the capacity, so the limit is never exceeded (at worst a racing pair both withdraw).
+        newer_or_same = VoicemailMessage.objects(mailbox=mailbox, id__lte=msg.id).count()
+        if newer_or_same > capacity:
+            msg.delete()
+            self._fs.delete(audio_id)
+            raise MailboxFullError(mailbox)
         return _info(msg)
 
     def list_messages(self, mailbox: str, state: str | None = None) -> list[MessageInfo]:

@@ -536,9 +536,12 @@ class SipEndpoint:
         elif isinstance(ev, TransactionTerminated):
             tx = ev.tx
             if isinstance(tx, ClientInviteTransaction):
+                key = (tx.request.call_id, tx.request.cseq.seq)
+                indexed = self._invites.get(key)
+                if indexed is not None and indexed.tx is tx:
+                    del self._invites[key]
                 handle = tx.user_data
                 if isinstance(handle, ClientTransactionHandle):
-                    self._invites.pop((handle.request.call_id, handle.request.cseq.seq), None)
                     handle._fail(SipTransportError("transaction ended without final response"))
             elif isinstance(tx, ClientTransaction):
                 handle = tx.user_data

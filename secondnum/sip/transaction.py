@@ -36,6 +36,9 @@ class TimerConfig:
     # §17.2.1: the INVITE server transaction sends 100 Trying unless the TU answers within 200 ms; we send it
     # after ``trying`` seconds without any response (0 = at once). Saves a datagram on fast answers.
     trying: float = 0.1
+    # Timer D (§17.1.1.2): how long an INVITE client transaction absorbs final-response retransmissions over
+    # UDP; the RFC asks for at least 32 s.
+    d: float = 32.0
 
 
 @dataclass(slots=True)
@@ -189,8 +192,9 @@ class Transaction:
         self._layer._out.append(Outgoing(data, self.dest, self.transport, None, kind))
 
     def _retire(self) -> None:
-        """Drop what a finished transaction no longer needs (see :func:`_husk`)."""
-        self.request = _husk(self.request)
+        """Drop what a finished server transaction no longer needs: only retransmissions remain to absorb
+        (by key) and the encoded response to re-send. The request keeps its method and Request-URI."""
+        self.request = SipRequest(self.request.method, self.request.raw_uri)
         self.user_data = None
 
     def _terminate(self) -> None:
@@ -279,7 +283,7 @@ class ClientInviteTransaction(ClientTransaction):
                     layer._events.append(ResponseReceived(self, resp))
                     self._terminate()
                     return
-                self._start("D", 32.0, now)
+                self._start("D", layer.timers.d, now)
                 layer._events.append(ResponseReceived(self, resp))
         elif st is TxState.ACCEPTED:
             if 200 <= code < 300:

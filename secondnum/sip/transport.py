@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import socket
 import time
 from collections.abc import Callable
@@ -22,6 +23,8 @@ from .errors import MessageTooLargeError, SipParseError
 from .parser import DEFAULT_MAX_SIZE, StreamFramer
 
 log = get_logger(__name__)
+
+MAX_WRITE_BUFFER = 4 * 1024 * 1024
 
 Address = tuple[str, int]
 MessageCallback = Callable[[bytes, Address, str], None]
@@ -92,8 +95,12 @@ class _StreamProtocol(asyncio.Protocol):
         self.last_activity = time.monotonic()
         if self.transport is None:
             self.pending.append(data)
-        else:
-            self.transport.write(data)
+            return
+        self.transport.write(data)
+        if self.transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+            # A peer that stopped reading must not make us buffer without bound.
+            log.warning("sip_stream_write_buffer_full", peer=f"{self.peer[0]}:{self.peer[1]}")
+            self.close()
 
     def close(self) -> None:
         if self.transport is not None and not self.closed:
@@ -124,6 +131,7 @@ class SipTransport:
         self._server: asyncio.base_events.Server | None = None
         self._conns: dict[tuple[str, str, int], _StreamProtocol] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        self._ip_hosts: set[str] = set()
 
     async def start(self, host: str, port: int) -> Address:
         """Bind UDP and TCP on the same port; with ``port=0`` pick one free for both."""
@@ -173,6 +181,12 @@ class SipTransport:
     def send(self, data: bytes, dest: Address, transport: str) -> None:
         """Send without raising; failures are counted, logged and reported through ``on_error``."""
         try:
+            host = dest[0]
+            if host not in self._ip_hosts:
+                # Never let a name reach sendto()/connect(): it would query the resolver on the call path.
+                ipaddress.ip_address(host)
+                if len(self._ip_hosts) < 4096:
+                    self._ip_hosts.add(host)
             if transport == "udp":
                 if self._udp is None or self._udp_sock is None:
                     raise OSError("UDP transport closed")
@@ -191,7 +205,7 @@ class SipTransport:
                 self._conns[key] = conn
                 asyncio.get_running_loop().create_task(self._connect(conn, dest))
             conn.write(data)
-        except (OSError, RuntimeError) as exc:
+        except (OSError, RuntimeError, ValueError) as exc:
             metrics.SEND_ERRORS.labels(transport).inc()
             log.warning("sip_send_error", dest=f"{dest[0]}:{dest[1]}", transport=transport, error=str(exc))
             self.on_error(dest, transport)

@@ -103,6 +103,9 @@ _HOSTPORT_RE = re.compile(
     r"(?:\?(.*))?$", re.S)
 
 
+_new = object.__new__
+
+
 class SipURI:
     """A ``sip:``, ``sips:`` or ``tel:`` URI (RFC 3261 §19.1.1, RFC 3966 §3).
 
@@ -155,8 +158,16 @@ class SipURI:
             port = int(port_text)
             if port > 65535:
                 raise SipParseError(f"bad port in {text[:100]!r}")
-        return cls(scheme, user, host, port, parse_params(ptext) if ptext else {}, headers=headers,
-                   password=password)
+        # Filled directly: this runs for most URIs of most messages and skips __init__'s keyword handling.
+        uri = _new(cls)
+        uri.scheme = scheme
+        uri.user = user
+        uri.password = password
+        uri.host = host
+        uri.port = port
+        uri.params = parse_params(ptext) if ptext else {}
+        uri.headers = headers
+        return uri
 
     @property
     def lr(self) -> bool:
@@ -265,6 +276,17 @@ class NameAddr:
         return f"NameAddr({str(self)!r})"
 
 
+def _name_addr(uri_text: str, display: str | None, params: Params, header: str | None) -> NameAddr:
+    """Parser fast path: a NameAddr with its URI still as text (no __init__ type dispatch)."""
+    na = _new(NameAddr)
+    na._uri = None
+    na._uri_text = uri_text
+    na.display = display
+    na.params = params
+    na.header = header
+    return na
+
+
 def _is_token_list(text: str) -> bool:
     return all(c.isalnum() or c in "-.!%*_+`'~ " for c in text)
 
@@ -286,7 +308,7 @@ def parse_name_addr(text: str, header: str | None = None) -> NameAddr:
             display = quoted.replace('\\"', '"').replace("\\\\", "\\") if "\\" in quoted else quoted
         else:
             display = token or None
-        return NameAddr(uri_text, display, parse_params(rest) if rest else {}, header)
+        return _name_addr(uri_text, display, parse_params(rest) if rest else {}, header)
     return _parse_name_addr_slow(text, header)
 
 
@@ -309,7 +331,7 @@ def parse_name_addr_list(value: str, header: str | None = None) -> list[NameAddr
             display = quoted.replace('\\"', '"').replace("\\\\", "\\") if "\\" in quoted else quoted
         else:
             display = token or None
-        out.append(NameAddr(uri_text, display, parse_params(rest) if rest else {}, header))
+        out.append(_name_addr(uri_text, display, parse_params(rest) if rest else {}, header))
         pos = m.end()
         if pos >= end:
             return out
@@ -341,7 +363,7 @@ def _parse_name_addr_slow(text: str, header: str | None) -> NameAddr:
                 raise SipParseError(f"bad display name in {text[:100]!r}")
             d = d[1:-1].replace('\\"', '"').replace("\\\\", "\\")
         display = d or None
-    return NameAddr(uri_text, display, parse_params(rest) if rest else {}, header)
+    return _name_addr(uri_text, display, parse_params(rest) if rest else {}, header)
 
 
 _SCHEMES = frozenset({"sip", "sips", "tel"})

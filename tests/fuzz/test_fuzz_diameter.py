@@ -22,10 +22,8 @@ SEEDS = ft.diameter_seeds()
 
 
 def _fix_length(data: bytes, fix: bool) -> bytes:
-    # Below 20 bytes decode() hits the known struct.error (test_short_input_raises_diameter_error):
-    # pad so that the mutations keep exercising the AVP decoder.
-    data = data.ljust(20, b"\0")
-    if fix:
+    """Optionally make the header's length field match, so that mutations reach the AVP decoder."""
+    if fix and len(data) >= 4:
         return data[:1] + len(data).to_bytes(3, "big") + data[4:]
     return data
 
@@ -41,7 +39,7 @@ def test_seeds_are_valid(seed: bytes) -> None:
 
 
 @fuzz_settings(400)
-@given(st.binary(min_size=20, max_size=400))
+@given(st.binary(max_size=400))
 def test_garbage(data: bytes) -> None:
     RUNS["diameter_codec.garbage"] += 1
     ft.diameter_message(data)

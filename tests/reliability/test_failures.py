@@ -8,7 +8,8 @@
   (forwarded to the mobile, or diverted to voicemail) is checked against RFC 4006.
   (OCS *absent* per CCFH mode is covered by tests/integration/appserver/test_as_admission.py.)
 * SIGKILL of the service mid-call, then restart: the open Ro session must be closed by a CCR-T
-  (RFC 4006 §5.5 / charging's ``RoClient.recover_open_sessions``), so the reservation is released at the OCS.
+  (RFC 4006 §5.5; the AS calls charging's ``RoClient.recover_open_sessions`` at start when
+  ``[as] ro_crash_recovery`` is on), so the reservation is released at the OCS.
 """
 
 from __future__ import annotations
@@ -229,8 +230,6 @@ def _ocs_reserved(run: Running) -> Decimal:
     return Decimal(str(body["reserved"]))
 
 
-@pytest.mark.xfail(strict=True, reason="the AS does not call RoClient.recover_open_sessions() at start "
-                   "(as/service.py): a session open at SIGKILL keeps its OCS reservation (notes)")
 def test_sigkill_mid_call_then_restart_closes_the_ro_session(workdir: Path) -> None:
     run = _start(workdir)
     far = rel_sipp.far_end(run.workdir, run.ports.scscf, name="kill_far").start()

@@ -140,3 +140,25 @@ async def test_outgoing_call_refused_by_ocs(stack: Stack) -> None:
     (cdr,) = await cdrs()
     assert cdr.flow == "voicemail_access"
     assert [leg.status for leg in cdr.legs if leg.role == "outgoing"] == [402]
+
+
+@pytest.mark.as_settings(voicemail_charging="charged")
+async def test_charged_voicemail_access_is_a_terminating_ro_session(stack: Stack) -> None:
+    await stack.provision()
+    media = await Sipp(stack.workdir, "media", "media_deposit.xml", stack.media_port).start()
+    caller = await Sipp(
+        stack.workdir,
+        "caller",
+        "caller_answered.xml",
+        free_port(),
+        remote=f"127.0.0.1:{stack.sip_port}",
+        keys=caller_keys(stack, MOBILE),
+        pause_ms=1200,
+    ).start()
+    assert await run_all(caller, media) == [0, 0], explain(caller, media)
+    (ccr_i,) = stack.ccr(CCR_I)
+    (ccr_t,) = stack.ccr(CCR_T)
+    assert ccr_i.subscription_e164 == DID and ccr_i.role_of_node == 1  # TERMINATING_ROLE
+    assert ccr_t.session_id == ccr_i.session_id and (ccr_t.used_seconds or 0) >= 1
+    (cdr,) = await cdrs()
+    assert cdr.charged_seconds == ccr_t.used_seconds

@@ -78,3 +78,27 @@ async def test_voicemail_access_on_real_media(stack: Stack, media: MediaService)
     (cdr,) = await cdrs()
     assert cdr.did == DID and cdr.disposition == "voicemail_access"
     assert [leg.status for leg in cdr.legs if leg.role == "voicemail"] == [200]
+
+
+async def test_outgoing_call_from_the_real_voicemail_menu(stack: Stack, media: MediaService) -> None:
+    """B then C end to end: the customer keys 4, the number and # (SIP INFO through the AS), the real media
+    server REFERs, the AS calls out through the S-CSCF as the DID and bridges the customer."""
+    await stack.provision()
+    dest = await Sipp(stack.workdir, "dest", "dest_uas.xml", stack.scscf_port).start()
+    caller = await Sipp(
+        stack.workdir,
+        "caller",
+        "caller_dials_out.xml",
+        free_port(),
+        remote=f"127.0.0.1:{stack.sip_port}",
+        keys=caller_keys(stack, MOBILE),
+        pause_ms=1500,
+        timeout=90,
+    ).start()
+    assert await run_all(caller, dest, timeout=120) == [0, 0], explain(caller, dest)
+    (out,) = dest.received("INVITE")
+    assert out.start_line == "INVITE tel:+420273333444 SIP/2.0"
+    assert out.header("P-Asserted-Identity") == f"<tel:+{DID}>"
+    (cdr,) = await cdrs()
+    assert cdr.flow == "outgoing" and cdr.disposition == "answered"
+    assert {leg.role for leg in cdr.legs} == {"caller", "voicemail", "outgoing"}

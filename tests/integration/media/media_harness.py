@@ -282,30 +282,58 @@ def require_binary(name: str) -> str:
     return path
 
 
+def _peaks(recorded: np.ndarray, piece: np.ndarray, count: int) -> list[int]:
+    """Offsets of up to ``count`` distinct places where ``piece`` correlates ≥ 0.9 with ``recorded``."""
+    found: list[int] = []
+    n = len(piece)
+    start = 0
+    # Scan in 2 s blocks so a piece repeated in several prompts ("Message from", "Message saved") yields
+    # one candidate per occurrence.
+    while start < len(recorded) - n and len(found) < count:
+        block = recorded[start:start + 16000 + n]
+        score, idx = xcorr_peak(block, piece)
+        if score >= 0.9:
+            found.append(start + idx)
+        start += 16000
+    return found
+
+
+def _follow(recorded: np.ndarray, pieces: list[np.ndarray | None], start: int, n: int) -> int:
+    pos = start
+    found = 0
+    for piece in pieces:
+        if piece is None:
+            pos += n
+            continue
+        lo, hi = max(0, pos - n), min(len(recorded), pos + 3 * n)
+        score, idx = xcorr_peak(recorded[lo:hi], piece)
+        if score >= 0.9:
+            found += 1
+            pos = lo + idx + n
+        else:
+            pos += n
+    return found
+
+
 def prompt_match(recorded: np.ndarray, reference: np.ndarray, piece_ms: int = 100,
                  min_rms: float = 300.0) -> float:
     """Fraction of the reference's voiced 100 ms pieces found, in order, in ``recorded`` with a normalised
-    cross-correlation ≥ 0.9.
+    cross-correlation ≥ 0.9 (the best of the paths starting at each place the first piece occurs).
 
     A receiving UA's jitter buffer may drop or insert a frame (clock drift, a late burst under CPU load),
     which breaks one long correlation without changing what was heard; piecewise matching along a monotone
     path tolerates that and still rejects a different prompt (its pieces do not correlate).
     """
     n = piece_ms * 8
-    pos: int | None = None
-    found = total = 0
+    pieces: list[np.ndarray | None] = []
     for i in range(0, len(reference) - n + 1, n):
         piece = reference[i:i + n]
-        if np.sqrt(np.mean(piece ** 2)) < min_rms:
-            if pos is not None:
-                pos += n
-            continue
-        total += 1
-        lo, hi = (0, len(recorded)) if pos is None else (max(0, pos - n), min(len(recorded), pos + 3 * n))
-        score, idx = xcorr_peak(recorded[lo:hi], piece)
-        if score >= 0.9:
-            found += 1
-            pos = lo + idx + n
-        elif pos is not None:
-            pos += n
-    return found / total if total else 0.0
+        pieces.append(piece if np.sqrt(np.mean(piece ** 2)) >= min_rms else None)
+    voiced = [p for p in pieces if p is not None]
+    if not voiced:
+        return 0.0
+    first = next(i for i, p in enumerate(pieces) if p is not None)
+    best = 0
+    for start in _peaks(recorded, voiced[0], 8):
+        best = max(best, _follow(recorded, pieces[first:], start, n))
+    return best / len(voiced)

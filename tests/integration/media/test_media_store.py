@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
+from media.store.spool import MessageSpool
 from media.store.voicemail import MailboxFullError, NotFoundError, VoicemailStore
 
 MB = "42027777100"
@@ -72,3 +74,30 @@ def test_greeting_replace_and_default(mongo_uri: str) -> None:
     assert store.greeting(MB) == b"\x02" * 800
     store.set_greeting(MB, None)
     assert store.greeting(MB) is None
+
+
+def test_concurrent_deposits_never_exceed_capacity(mongo_uri: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = VoicemailStore(default_max_messages=5)
+
+    def deposit(i: int) -> bool:
+        try:
+            store.add_message(MB, str(i), b"\x00" * 800, NOW)
+            return True
+        except MailboxFullError:
+            return False
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(deposit, range(20)))
+    assert len(store.list_messages(MB)) == sum(results) <= 5
+
+
+def test_spooled_message_imported(mongo_uri: str, tmp_path: Path) -> None:
+    spool = MessageSpool(tmp_path / "spool")
+    spool.put(MB, "42075553333", b"\x55" * 1600, NOW, "call-1")
+    store = VoicemailStore(default_max_messages=1)
+    store.add_message(MB, "1", b"\x00" * 800, NOW)      # the mailbox has filled up meanwhile ...
+    assert spool.import_into(store) == 1                 # ... a spooled message is still imported
+    assert [(m.caller, m.duration_ms) for m in store.list_messages(MB)][-1] == ("42075553333", 200)
+    assert spool.import_into(store) == 0 and not list((tmp_path / "spool").iterdir())

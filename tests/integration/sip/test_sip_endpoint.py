@@ -401,3 +401,45 @@ async def test_tcp_garbage_closes_only_that_connection(uas: Uas) -> None:
     writer.write(raw_request("OPTIONS", uas.ep.port, 5060).replace(b"SIP/2.0/UDP", b"SIP/2.0/TCP"))
     assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"SIP/2.0 200")
     writer.close()
+
+
+async def test_host_names_are_refused_without_any_dns_lookup(
+        uac: tuple[SipEndpoint, list[IncomingRequest]], monkeypatch: pytest.MonkeyPatch) -> None:
+    ep, _ = uac
+
+    def no_dns(*args: object, **kwargs: object) -> None:
+        raise AssertionError("DNS lookup attempted")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    opts = ep.new_request("OPTIONS", "sip:as@ims.example.net", "<sip:a@127.0.0.1>",
+                          "<sip:as@ims.example.net>")
+    with pytest.raises(SipTransportError):
+        await asyncio.wait_for(ep.request(opts).final_response(), 10)
+
+
+async def test_finished_invites_leave_no_bookkeeping_behind(uas: Uas) -> None:
+    async def handler(inc: IncomingRequest) -> None:
+        inc.respond(200)
+
+    ep = SipEndpoint(handler, port=0, timers=TimerConfig(t1=0.02, t2=0.1, t4=0.1, d=0.2))
+    await ep.start()
+    try:
+        for user in ("bob", "ring"):
+            req = new_invite(ep, uas.ep.port, user)
+            handle = ep.request(req, ("127.0.0.1", uas.ep.port), "udp")
+            if user == "ring":
+                async for prov in handle.provisionals():
+                    if prov.status == 180:
+                        ep.cancel(handle)
+            resp = await handle.final_response()
+            if resp.status == 200:
+                d = Dialog.from_uac(req, resp, ep.local_contact())
+                ep.send_ack(d.create_ack(req.cseq.seq), *d.next_hop())
+        assert len(ep._invites) == 2
+        for _ in range(300):  # Timer M = 64*T1 = 1.28 s, Timer D = 0.2 s here
+            if not ep._invites and ep.layer.client_transactions == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert ep._invites == {} and ep.layer.client_transactions == 0
+    finally:
+        await ep.close()
