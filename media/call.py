@@ -386,6 +386,11 @@ class Call:
         if self._record_watch is not None:
             self._record_watch.cancel()
         self._recorder = None
+        stats = self.stream.session.stats
+        log.info("call_rtp_stats", call_id=self.call_id, received=stats.received, lost=stats.lost,
+                 loss_pct=round(stats.loss_fraction * 100, 2), jitter_ms=round(stats.jitter_ms, 2),
+                 sent=self.stream.session.packets_sent,
+                 rfc4733=self.stream.session.telephone_events_seen)
         self.stream.close()
         if not self.remote_gone:
             self.remote_gone = True

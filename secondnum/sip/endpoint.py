@@ -53,6 +53,8 @@ log = get_logger(__name__)
 
 Handler = Callable[["IncomingRequest"], Awaitable[None]]
 
+_MF_ZERO_OK = frozenset({"ACK", "CANCEL", "OPTIONS"})
+
 # Requests whose 1xx/2xx establish a dialog and therefore carry a Contact (§12.1.1, RFC 6665, RFC 3515).
 _DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE", "REFER"})
 
@@ -440,7 +442,9 @@ class SipEndpoint:
             if isinstance(msg, SipRequest):
                 _ = msg.uri
                 mf = msg.max_forwards
-                if mf is not None and mf == 0 and msg.method not in ("ACK",):
+                if mf == 0 and msg.method not in _MF_ZERO_OK:
+                    # A request that reaches a B2BUA with no hops left is looping (§16.3 step 2); OPTIONS
+                    # with Max-Forwards 0 is a legitimate probe of this element (§11) and is answered.
                     self._respond_stateless(msg, 483, source, transport)
                     return
             events = self.layer.receive(msg, source, transport, self._now())

@@ -290,10 +290,13 @@ async def test_bad_header_read_by_the_handler_gets_400(uas: Uas, raw: RawUdp) ->
     assert resp.status == 400 and resp.warning[0].text == "Bad header: P-Served-User"
 
 
-async def test_max_forwards_zero_gets_483(uas: Uas, raw: RawUdp) -> None:
-    raw.send(raw_request("OPTIONS", uas.ep.port, raw.port).replace(b"Max-Forwards: 70", b"Max-Forwards: 0"),
+async def test_max_forwards_zero_gets_483_except_options(uas: Uas, raw: RawUdp) -> None:
+    raw.send(raw_request("INFO", uas.ep.port, raw.port).replace(b"Max-Forwards: 70", b"Max-Forwards: 0"),
              uas.ep.port)
     assert (await raw.recv_final()).status == 483
+    raw.send(raw_request("OPTIONS", uas.ep.port, raw.port, branch="z9hG4bKmf0").replace(
+        b"Max-Forwards: 70", b"Max-Forwards: 0"), uas.ep.port)
+    assert (await raw.recv_final()).status == 200
 
 
 async def test_uas_retransmits_2xx_until_ack_then_stops(uas: Uas, raw: RawUdp) -> None:
