@@ -270,18 +270,6 @@ def best_xcorr(recorded: np.ndarray, reference: np.ndarray) -> float:
     return xcorr_peak(recorded, reference)[0]
 
 
-def require_binary(name: str) -> str:
-    """The path of a system tool the test needs; fails (not skips) when absent: CI installs it."""
-    import shutil
-
-    import pytest
-
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"'{name}' is not installed; CI installs it (system packages)")
-    return path
-
-
 def _peaks(recorded: np.ndarray, piece: np.ndarray, count: int) -> list[int]:
     """Offsets of up to ``count`` distinct places where ``piece`` correlates ≥ 0.9 with ``recorded``."""
     found: list[int] = []

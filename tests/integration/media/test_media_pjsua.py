@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from media_harness import free_port_block, prompt_match, require_binary
+from media_harness import free_port_block, prompt_match
+from testutil import require_binary
 
 from media.audio import g711, tones, wav
 from media.prompts.cache import trim_silence

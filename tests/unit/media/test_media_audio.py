@@ -7,18 +7,11 @@ import subprocess
 
 import numpy as np
 import pytest
+from testutil import require_binary
 
 from media.audio import g711, tones, wav
 from media.audio.goertzel import GoertzelDetector
 from media.prompts.catalog import all_texts
-
-
-def require_binary(name: str) -> str:
-    """Fail (not skip) when a system tool is missing: CI installs it."""
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"'{name}' is not installed")
-    return path
 
 
 def test_g711_round_trip_is_close() -> None:

@@ -7,7 +7,6 @@ import base64
 import http.server
 import json
 import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -19,18 +18,11 @@ from pathlib import Path
 import lameenc
 import numpy as np
 import pytest
+from testutil import require_binary
 
 from media.audio import g711
 from media.prompts.cache import PromptCache, cache_key
 from media.prompts.tts import EspeakEngine, FallbackEngine, GttsEngine, TtsError
-
-
-def require_binary(name: str) -> str:
-    """Fail (not skip) when a system tool is missing: CI installs it."""
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"'{name}' is not installed")
-    return path
 
 
 def _mp3_tone(freq: float, seconds: float = 1.0, rate: int = 24000) -> bytes:
