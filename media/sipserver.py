@@ -27,6 +27,7 @@ from media.settings import MediaSettings
 from media.store.account import account_voicemail
 from media.store.spool import MessageSpool
 from media.store.voicemail import VoicemailStore
+from media.trust import source_trusted
 from secondnum.identity import IdentityError, canonical, normalise_e164
 from secondnum.log import get_logger
 from secondnum.sdp import (
@@ -133,8 +134,7 @@ class MediaServer:
     async def _invite(self, inc: IncomingRequest) -> None:
         req = inc.request
         host = self.endpoint.local_address[0]
-        trusted = self.settings.trusted_sources
-        if trusted and inc.source[0] not in trusted:
+        if not source_trusted(inc.source[0], self.settings.trusted_sources):
             log.warning("invite_untrusted_source", src=inc.source[0], call_id=req.call_id)
             self._reject(inc, 403)
             return

@@ -15,6 +15,12 @@ from pathlib import Path
 import pytest
 from k8s_checks import K8S, ROOT, containers, pod_spec, render
 
+from media.prompts.cache import PromptCache
+from media.prompts.catalog import all_texts
+from media.service import make_engine
+from media.settings import MediaSettings
+from secondnum.service import Config
+
 CONTAINERFILE = ROOT / "Containerfile"
 PINNED_PYTHON = re.compile(
     r"^(docker\.io/library/)?python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?$")
@@ -155,6 +161,30 @@ def test_prompts_rendered_where_the_media_pod_copies_them_from(stages: list[Stag
                   if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("secondnum-config"))
         media_conf = tomllib.loads(cm["data"]["secondnum.toml"])["media"]
         assert media_conf["prompt_dir"] == cache_mount + "/prompts"
+
+
+@pytest.mark.slow
+def test_prompt_render_step_fills_the_media_cache(stages: list[Stage], tmp_path: Path) -> None:
+    """Run the image's render step (espeak-ng, into a temporary folder instead of /opt/secondnum/prompts):
+    every catalogue prompt lands there, readable by the pod's user, under the keys the media server
+    computes from the shipped configuration."""
+    step = next(rest for kw, rest in stages[-1].instructions if kw == "RUN" and "media.prompts" in rest)
+    target = tmp_path / "prompts"
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    result = subprocess.run(["sh", "-c", step.replace("/opt/secondnum/prompts", str(target))], env=env,
+                            capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr
+    files = list(target.iterdir())
+    assert len(files) == len(set(all_texts()))
+    assert all(f.stat().st_mode & 0o004 for f in files), "prompts not readable by other users"
+    for overlay in ("lab", "production"):
+        docs = render(f"overlays/{overlay}")
+        cm = next(d for d in docs
+                  if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("secondnum-config"))
+        settings = Config(tomllib.loads(cm["data"]["secondnum.toml"]), {}).section(MediaSettings, "media")
+        cache = PromptCache(target, make_engine(settings))
+        missing = [t for t in all_texts() if cache.cached(t) is None]
+        assert not missing, f"{overlay}: {len(missing)} prompts would be rendered again at start"
 
 
 def test_containerignore_keeps_local_state_out() -> None:
