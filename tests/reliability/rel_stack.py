@@ -242,6 +242,28 @@ def provision_account(api_port: int, did: str = DID, mobile: str = MOBILE, ring_
         raise RuntimeError(f"provisioning {did}: {status} {answer}")
 
 
+def separate_ocs(workdir: Path, amount: str = "1000.00") -> tuple[MongoProcess, SecondnumProcess, int, int]:
+    """``secondnum ocs`` on its own SecantusDB, as an operator's OCS is its own system (killing or loading
+    the AS's MongoDB must not affect charging). Tariff 0.10/min per second, ``amount`` on the seed's DID.
+    Returns (its MongoDB, the process, its Diameter port, its HTTP port)."""
+    wd = workdir / "ocs"
+    wd.mkdir(parents=True, exist_ok=True)
+    mongo = MongoProcess(wd / "mongo")
+    mongo.start()
+    diameter, http = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_STREAM)
+    (wd / "ocs.toml").write_text(f'[mongo]\nuri = "{mongo.uri}"\ndatabase = "ocs"\n'
+                                 f"[ocs]\nlisten_port = {diameter}\nhttp_port = {http}\n")
+    proc = SecondnumProcess(wd, wd / "ocs.toml", command="ocs", name="ocs")
+    proc.start([f"http://127.0.0.1:{http}/health/ready"])
+    for method, path, body in (("PUT", "/api/v1/tariffs/default", {"price_per_minute": "0.10",
+                                                                     "increment_seconds": 1}),
+                               ("POST", f"/api/v1/accounts/{DID}/topup", {"amount": amount})):
+        status, answer = http_json(method, f"http://127.0.0.1:{http}{path}", body)
+        if status != 200:
+            raise RuntimeError(f"OCS set-up {path}: {status} {answer}")
+    return mongo, proc, diameter, http
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

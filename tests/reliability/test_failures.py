@@ -103,28 +103,8 @@ def workdir(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
 
 
-def _separate_ocs(workdir: Path) -> tuple[rs.MongoProcess, rs.SecondnumProcess, int]:
-    """``secondnum ocs`` on its own SecantusDB, as an operator's OCS is its own system: killing the AS's
-    MongoDB must not take charging down with it. Returns (its MongoDB, the process, its Diameter port)."""
-    wd = workdir / "ocs"
-    wd.mkdir()
-    mongo = rs.MongoProcess(wd / "mongo")
-    mongo.start()
-    diameter, http = rs.free_port(), rs.free_port()
-    (wd / "ocs.toml").write_text(f'[mongo]\nuri = "{mongo.uri}"\ndatabase = "ocs"\n'
-                                 f"[ocs]\nlisten_port = {diameter}\nhttp_port = {http}\n")
-    proc = rs.SecondnumProcess(wd, wd / "ocs.toml", command="ocs", name="ocs")
-    proc.start([f"http://127.0.0.1:{http}/health/ready"])
-    for method, path, body in (("PUT", "/api/v1/tariffs/default", {"price_per_minute": "0.10",
-                                                                     "increment_seconds": 1}),
-                               ("POST", f"/api/v1/accounts/{rs.DID}/topup", {"amount": "1000.00"})):
-        status, answer = rs.http_json(method, f"http://127.0.0.1:{http}{path}", body)
-        assert status == 200, (path, status, answer)
-    return mongo, proc, diameter
-
-
 def test_mongodb_down_calls_route_from_cache_and_readiness_fails(workdir: Path) -> None:
-    ocs_mongo, ocs, ocs_port = _separate_ocs(workdir)
+    ocs_mongo, ocs, ocs_port, _ = rs.separate_ocs(workdir)
     run = _start(workdir, extra={"ro": {"peers": [{"port": ocs_port}]}})
     try:
         ok, failed, forwarded = _calls(run, 2, "before")
