@@ -153,17 +153,30 @@ class EmbeddedMongo:
         self._tmp.cleanup()
 
 
+_connected: dict[str, tuple[str, str]] = {}
+
+
 def connect(uri: str, database: str = DB_NAME_DEFAULT, alias: str = "default",
             server_selection_timeout_ms: int = 2000) -> None:
-    """Connect mongoengine (``alias``) to ``uri``; idempotent for the same alias."""
-    import mongoengine
+    """Connect mongoengine (``alias``) to ``uri``/``database``.
 
+    Idempotent: when ``alias`` is already connected to the same server and database nothing changes, so
+    components started in one process (``secondnum up``) share one client instead of closing each other's.
+    A different server or database replaces the connection.
+    """
+    import mongoengine
+    from mongoengine import connection as me_connection
+
+    current = me_connection._connection_settings.get(alias)
+    if current is not None and current.get("name") == database and _connected.get(alias) == (uri, database):
+        return
     with contextlib.suppress(Exception):
         mongoengine.disconnect(alias=alias)
     mongoengine.connect(
         db=database, host=uri, alias=alias, serverSelectionTimeoutMS=server_selection_timeout_ms,
         uuidRepresentation="standard", tz_aware=True,
     )
+    _connected[alias] = (uri, database)
 
 
 async def ping(alias: str = "default", timeout: float = 1.0) -> bool:

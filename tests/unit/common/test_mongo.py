@@ -29,3 +29,22 @@ def test_missing_binary_is_a_clear_error() -> None:
 
     with pytest.raises(EmbeddedMongoError, match="MONGO_URI"):
         EmbeddedMongo(executable="no-such-secantusd").start()
+
+
+def test_connect_is_idempotent_for_the_same_database(mongo_server: str) -> None:
+    import mongoengine
+    from mongoengine.connection import get_connection
+
+    from secondnum.mongo import connect
+
+    connect(mongo_server, database="t_idem")
+    first = get_connection()
+    connect(mongo_server, database="t_idem")
+    assert get_connection() is first  # not closed and replaced
+    first.admin.command("ping")
+    connect(mongo_server, database="t_other")
+    assert get_connection() is not first
+    mongoengine.disconnect()
+    connect(mongo_server, database="t_other")  # after an outside disconnect it reconnects
+    get_connection().admin.command("ping")
+    mongoengine.disconnect()
