@@ -46,8 +46,9 @@ class AsSettings:
 
     ro_crash_recovery: bool = True
     """Keep each open Ro session in MongoDB so that a restarted AS sends the CCR-T a crash left unsent
-    (RFC 4006 §5.5 session state; ``charging.client.RoClient(persist=...)``). Costs three database writes
-    per call; an operator whose OCS expires stale sessions itself (Validity-Time, Tcc) may turn it off."""
+    (RFC 4006 §5.5 session state; ``charging.client.RoClient(persist=...)``). Written in the background in
+    batches (``charging.store.OpenSessionWriter``, ~2 bulk operations per call, within 0.2 s of the CCA-I);
+    an operator whose OCS expires stale sessions itself (Validity-Time, Tcc) may still turn it off."""
     voicemail_charging: VoicemailCharging = "free"
     """Voicemail deposit / access legs: ``free`` (no Ro session) or ``charged`` (terminating role)."""
 

@@ -81,8 +81,7 @@ class RoSession:
         self.lock = asyncio.Lock()
         self.timer: asyncio.TimerHandle | None = None
         self.released = False
-        self.doc: store.OpenRoSession | None = None
-        self.write: asyncio.Future[None] | None = None  # last background write of `doc`
+        self.doc: dict[str, Any] | None = None  # the open-session record (`store.record`), when persisted
 
     @property
     def session_id(self) -> str:
@@ -127,6 +126,7 @@ class RoClient:
         *,
         persist: bool = True,
         checkpoint_seconds: float = 10.0,
+        persist_interval: float = 0.2,
     ) -> None:
         self.settings = settings
         self._own_node = node is None
@@ -145,6 +145,9 @@ class RoClient:
         self.node.register_handler(dc.APP_RO, dc.CMD_ABORT_SESSION, self._on_asr)
         self.persist = persist
         self.checkpoint_seconds = checkpoint_seconds
+        # One writer for all sessions: records are coalesced and bulk-written every `persist_interval`
+        # (the crash-recovery window, see charging.store), never awaited on the call path.
+        self.writer = store.OpenSessionWriter(persist_interval)
         self.sessions: dict[str, RoSession] = {}
         self._ids = itertools.count(1)
         self._boot = int(time.time())
@@ -165,6 +168,7 @@ class RoClient:
                     self.settings.destination_realm, timeout=self.settings.tx_seconds
                 )
         if self.persist:
+            self.writer.start()
             self._checkpoint_task = self._loop.create_task(self._checkpoint_loop())
 
     async def stop(self) -> None:
@@ -186,8 +190,13 @@ class RoClient:
                 await asyncio.wait_for(
                     asyncio.gather(*closing, return_exceptions=True), 2 * self.settings.tx_seconds + 1
                 )
+        await self.writer.close()
         if self._own_node:
             await self.node.stop()
+
+    async def flush(self, timeout: float = 10.0) -> None:
+        """Wait until the open-session records reflect every change so far (tests, orderly stop)."""
+        await self.writer.flush(timeout)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -228,8 +237,8 @@ class RoClient:
             self.sessions[core.session_id] = s
             self._arm(s)
             if self.persist:
-                s.doc = store.OpenRoSession(
-                    session_id=core.session_id,
+                s.doc = store.record(
+                    core.session_id,
                     owner=self.settings.origin_host,
                     subscription_e164=request.subscription_e164,
                     role_of_node=int(request.role_of_node),
@@ -239,7 +248,7 @@ class RoClient:
                     request_number=core.request_number,
                     server_host=core.server_host,
                 )
-                await self._persist(store.save, s.doc)
+                self.writer.put(s.doc)
         return s
 
     # ------------------------------------------------------------------ transactions
@@ -285,8 +294,8 @@ class RoClient:
         s.core.answered(self.loop.time())
         self._arm(s)
         if s.doc is not None:
-            s.doc.answered_at = store.now_utc()
-            s.write = asyncio.ensure_future(asyncio.to_thread(store.save, s.doc))
+            s.doc["answered_at"] = store.now_utc()
+            self.writer.put(s.doc)
 
     async def _update(self, s: RoSession, only_if_due: bool = False) -> None:
         async with s.lock:
@@ -307,12 +316,9 @@ class RoClient:
                 if verdict is Verdict.GRANTED:
                     self._arm(s)
                     if s.doc is not None:
-                        s.doc.request_number = core.request_number
-                        s.doc.reported_seconds = core.total_used
-                        if s.write is not None:
-                            with contextlib.suppress(Exception):
-                                await s.write
-                        await self._persist(store.save, s.doc)
+                        s.doc["request_number"] = core.request_number
+                        s.doc["reported_seconds"] = core.total_used
+                        self.writer.put(s.doc)
                     return
                 reason = "credit-exhausted"
         await self._release(s, reason)
@@ -324,30 +330,20 @@ class RoClient:
                 s.timer.cancel()
                 s.timer = None
             if core.state in (CcState.CLOSED, CcState.PENDING_T, CcState.IDLE):
-                await self._forget(s)
+                self._forget(s)
                 return
             msg = core.termination(self.loop.time(), used_seconds)
             cca = await self._transact(s, msg)
             core.state = CcState.CLOSED
             if cca is None:
                 log.warning("ro_termination_unanswered", session=core.session_id, used=core.total_used)
-            await self._forget(s)
+            self._forget(s)
 
-    async def _forget(self, s: RoSession) -> None:
+    def _forget(self, s: RoSession) -> None:
         self.sessions.pop(s.session_id, None)
         if s.doc is not None:
             s.doc = None
-            if s.write is not None:
-                with contextlib.suppress(Exception):
-                    await s.write
-            await self._persist(store.delete, s.session_id)
-
-    async def _persist(self, fn: Callable[..., None], arg: Any) -> None:
-        """A store write; a database failure is logged, never fails the call (charging goes on)."""
-        try:
-            await asyncio.to_thread(fn, arg)
-        except Exception:
-            log.exception("ro_persist_failed", op=fn.__name__)
+            self.writer.delete(s.session_id)
 
     async def _release(self, s: RoSession, reason: str) -> None:
         """Tell the AS to release the call, then close the session with CCR-T."""

@@ -99,6 +99,7 @@ def caller(workdir: Path, as_port: int, odi_port: int, *, did: str, caller_numbe
     args = [f"127.0.0.1:{as_port}", "-sf", str(scenario), "-i", TRUSTED, "-p", "0",
             "-t", "u1", "-r", f"{rate:g}", "-rp", "1000", "-m", str(calls), "-l", str(limit),
             "-key", "did", did, "-key", "caller", caller_number, "-key", "odi_port", str(odi_port),
-            "-timeout", "600", "-timeout_error",
+            # Global SIPp timeout: the whole run plus the longest call plus slack (never cut a soak short).
+            "-timeout", str(int(calls / rate + max_ms / 1000 + 300)), "-timeout_error",
             "-recv_timeout", "35000", "-max_retrans", "6"]
     return Sipp(name, workdir, args + (extra or []))
