@@ -26,7 +26,9 @@ from charging.client import RoClient
 from hss_adapter.profile import AccountProfile
 from secondnum.identity import IdentityError, canonical, normalise_e164
 from secondnum.log import get_logger
-from secondnum.sip import DialogId, IncomingRequest, NameAddr, SipEndpoint, SipError, SipURI
+from secondnum.overload import AdmissionControl, LoopLagMonitor, OverloadSettings, SourceRateLimiter
+from secondnum.sip import DROP, DialogId, IncomingRequest, NameAddr, SipEndpoint, SipError, SipRequest, SipURI
+from secondnum.sip.transaction import Address
 
 log = get_logger(__name__)
 
@@ -59,7 +61,14 @@ class AppServer:
         self.host = settings.sip_host
         self.allow = legs.ALLOW
         self.ep = SipEndpoint(self.handle, host=settings.sip_host, port=settings.sip_port,
-                              user_agent=legs.USER_AGENT)
+                              user_agent=legs.USER_AGENT, screen=self.screen)
+        self.untrusted = SourceRateLimiter(settings.untrusted_rate, settings.untrusted_burst)
+        self.admission = AdmissionControl(
+            OverloadSettings(max_calls=settings.max_calls, max_pending_transactions=settings.max_pending,
+                             max_loop_lag=settings.max_loop_lag, retry_after=settings.retry_after),
+            "as",
+        )
+        self.lag = LoopLagMonitor(self.admission)
         self.by_dialog: dict[DialogId, tuple[Call, Side]] = {}
         self.calls: set[Call] = set()
         self.pending = 0
@@ -70,6 +79,7 @@ class AppServer:
         self.cdrs = cdr.CdrWriter()
 
     async def start(self) -> None:
+        self.lag.start()
         self.cdrs.start()
         await self.ep.start()
         host, port = self.ep.local_address
@@ -78,6 +88,7 @@ class AppServer:
         log.info("as_sip_started", host=host, port=port)
 
     async def close(self) -> None:
+        await self.lag.stop()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -90,6 +101,22 @@ class AppServer:
         task.add_done_callback(self._tasks.discard)
 
     # --- SIP entry point -----------------------------------------------------------------------------
+    def screen(self, req: SipRequest, source: Address, transport: str) -> int | None:
+        """Refuse out-of-dialog requests from outside the trust domain before any transaction exists.
+
+        TS 24.229 §5.7.1.1: only the S-CSCFs may reach us over ISC. The answer is the same stateless 403
+        whatever the number (no user enumeration); beyond the per-source rate nothing is answered.
+        """
+        if source[0] in self.trusted:
+            return None
+        if not self.untrusted.allow(source[0], asyncio.get_running_loop().time()):
+            REJECTS.labels("isc_untrusted_throttled").inc()
+            return DROP
+        REJECTS.labels("isc_untrusted_source").inc()
+        log.warning("isc_untrusted_source", src=f"{source[0]}:{source[1]}", transport=transport,
+                    method=req.method, call_id=req.headers.get("call-id"), status=403)
+        return 403
+
     async def handle(self, inc: IncomingRequest) -> None:
         method = inc.request.method
         if method == "ACK":
@@ -121,11 +148,15 @@ class AppServer:
                         call_id=inc.request.headers.get("call-id"), status=exc.status, detail=exc.detail)
             inc.respond(exc.status, exc.reason)
             return
-        full = len(self.calls) >= self.settings.max_calls or self.pending >= self.settings.max_pending
-        if self.draining or full:
+        adm = self.admission
+        adm.active_calls, adm.pending_transactions = len(self.calls), self.pending
+        adm.draining = self.draining
+        refusal = adm.check()
+        if refusal is not None:
             why = "draining" if self.draining else "overload"
             REJECTS.labels(why).inc()
-            log.warning("invite_refused", reason=why, call_id=inc.request.call_id, calls=len(self.calls))
+            log.warning("invite_refused", reason=why, detail=refusal.value, call_id=inc.request.call_id,
+                        calls=len(self.calls), loop_lag=round(adm.loop_lag, 3))
             inc.respond(503, headers=[("Retry-After", str(self.settings.retry_after))])
             return
         did = _did_key(isc.served_uri, isc.served_user)

@@ -57,6 +57,13 @@ class AsSettings:
     max_pending: int = 500
     """Initial INVITEs still being set up; a second guard against bursts."""
     retry_after: int = 5
+    max_loop_lag: float = 0.5
+    """Seconds of smoothed event-loop lag above which new INVITEs get 503: the honest overload signal of a
+    single-threaded server (calls in progress are never refused)."""
+    untrusted_rate: float = 20.0
+    """New requests per second one untrusted source gets answered (a stateless 403); beyond it, and its
+    burst, they are dropped silently so a scanner or a spoofed source cannot use us as a reflector."""
+    untrusted_burst: float = 40.0
     max_call_seconds: float = 4 * 3600.0
     """Safety net: a bridged call longer than this is released (BYE both sides, CCR-T)."""
 
@@ -77,3 +84,5 @@ class AsSettings:
             raise ValueError("follow_me_timeout must be positive")
         if self.max_calls <= 0 or self.max_pending <= 0:
             raise ValueError("max_calls and max_pending must be positive")
+        if self.max_loop_lag <= 0 or self.untrusted_rate <= 0 or self.untrusted_burst < 1:
+            raise ValueError("max_loop_lag and untrusted_rate must be positive, untrusted_burst >= 1")

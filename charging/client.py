@@ -248,7 +248,7 @@ class RoClient:
                     request_number=core.request_number,
                     server_host=core.server_host,
                 )
-                self.writer.put(s.doc)
+                self.writer.put(s.doc, urgent=True)
         return s
 
     # ------------------------------------------------------------------ transactions

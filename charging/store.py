@@ -7,11 +7,15 @@ the changes of each session and sends them in one ``bulk_write`` per round, so t
 waits for the database and never wakes a worker thread per call (three ``to_thread`` round trips per
 call used to cost ~2 ms CPU and stall the event loop on the GIL under load).
 
-Durability window: a change handed to the writer is in MongoDB ``interval`` seconds later plus one
-round trip (longer only while the previous batch is still being written or the database is failing).
-A SIGKILL inside that window loses only the changes made in it: a session whose CCA-I arrived less
-than a window before the crash is not recovered (the OCS releases its reservation on its own
-supervision timer); one answered earlier is recovered with its used units up to the last checkpoint.
+Durability window (longer only while the database is slow or failing; failed rounds are retried):
+* the record of a session granted by a CCA-I starts a write round at once: it is in MongoDB one round
+  trip after the CCA (plus the round already in flight, if any), milliseconds, as when the client
+  awaited the write; a SIGKILL after that is recovered by ``RoClient.recover_open_sessions``;
+* later changes (answer time, units of a CCR-U) linger up to ``interval`` seconds (0.2) to coalesce:
+  a crash inside that window closes the session with the units known before it (the same
+  approximation as the ``checkpoint_seconds`` refresh of running calls);
+* the delete after the CCR-T lingers too; a crash before it makes the restarted AS send one more
+  CCR-T for a session the OCS already closed (answered and then dropped), not a lost charge.
 """
 
 from __future__ import annotations
@@ -122,8 +126,8 @@ class OpenSessionWriter:
     """Coalescing, batched writer of open-session records; see the module docstring for the window.
 
     ``pending`` maps a session id to its latest document (upsert) or ``None`` (delete); a session
-    changed several times within one window costs one operation, and one opened and closed within
-    the same window costs none. ``stored`` holds the sessions whose record is (or, while a batch is
+    changed several times within one window costs one operation, and one closed before its record
+    went out costs none. ``stored`` holds the sessions whose record is (or, while a batch is
     in flight, may be) in the database, so that only those need a delete. Both are bounded by the
     number of open sessions. A failed batch is logged and its operations go back to ``pending``
     unless a newer change superseded them, then retried after ``retry_seconds``: a database outage
@@ -138,7 +142,7 @@ class OpenSessionWriter:
         self.ops_written = 0  # database operations sent (observability, tests)
         self.ops_coalesced = 0  # changes that needed no operation of their own
         self._wake = asyncio.Event()
-        self._now = asyncio.Event()  # flush(): cut the linger short
+        self._now = asyncio.Event()  # urgent put() or flush(): cut the linger short
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
@@ -146,13 +150,19 @@ class OpenSessionWriter:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    def put(self, son: dict[str, Any]) -> None:
-        """Store the current state of a session (the same dict may be put again after edits)."""
+    def put(self, son: dict[str, Any], urgent: bool = False) -> None:
+        """Store the current state of a session (the same dict may be put again after edits).
+
+        ``urgent`` (the record of a just-granted session) starts a round at once instead of lingering:
+        from then on the OCS holds a reservation that only this record lets a restarted AS release.
+        """
         sid = son["_id"]
         if sid in self.pending:
             self.ops_coalesced += 1
         self.pending[sid] = son
         self._kick()
+        if urgent:
+            self._now.set()
 
     def delete(self, session_id: str) -> None:
         """Remove the session's record; nothing to write when it never reached the database."""
@@ -160,6 +170,8 @@ class OpenSessionWriter:
             if self.pending.pop(session_id, None) is not None:
                 self.ops_coalesced += 2
             return
+        if session_id in self.pending:
+            self.ops_coalesced += 1  # the pending update is never written
         self.pending[session_id] = None
         self._kick()
 
@@ -171,16 +183,17 @@ class OpenSessionWriter:
         while True:
             await self._wake.wait()
             # Linger one window so that the changes of the calls in progress coalesce.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._now.wait(), self.interval)
+            if not self._now.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._now.wait(), self.interval)
             self._wake.clear()
-            self._now.clear()
             while self.pending:
                 await self._write_once()
             self._idle.set()
 
     async def _write_once(self) -> None:
         batch, self.pending = self.pending, {}
+        self._now.clear()  # this round takes every urgent record handed over so far
         # Copies: the client keeps editing its dicts while the worker thread encodes them.
         ops = {sid: (None if son is None else dict(son)) for sid, son in batch.items()}
         for sid, son in ops.items():

@@ -30,6 +30,7 @@ from media.store.voicemail import VoicemailStore
 from media.trust import source_trusted
 from secondnum.identity import IdentityError, canonical, normalise_e164
 from secondnum.log import get_logger
+from secondnum.overload import OverloadSettings, SourceRateLimiter
 from secondnum.sdp import (
     AudioNegotiation,
     SdpError,
@@ -40,6 +41,7 @@ from secondnum.sdp import (
     parse_sdp,
 )
 from secondnum.sip import (
+    DROP,
     Dialog,
     DialogState,
     IncomingRequest,
@@ -47,6 +49,7 @@ from secondnum.sip import (
     SipError,
     SipRequest,
 )
+from secondnum.sip.transaction import Address
 
 log = get_logger(__name__)
 
@@ -74,7 +77,9 @@ class MediaServer:
         self.prompts = prompts
         self.engine = engine
         self.endpoint = SipEndpoint(self.handle, host=settings.sip_host, port=settings.sip_port,
-                                    user_agent="secondnum-media")
+                                    user_agent="secondnum-media", screen=self.screen)
+        limits = OverloadSettings()
+        self.untrusted = SourceRateLimiter(limits.source_rate, limits.source_burst)
         self.calls: dict[str, Call] = {}
         self.draining = False
         self._rng = random.SystemRandom()
@@ -117,6 +122,16 @@ class MediaServer:
         return self.spool.import_into(self.store)
 
     # --- request dispatch ----------------------------------------------------------------------------
+    def screen(self, req: SipRequest, source: Address, transport: str) -> int | None:
+        """Only the AS may start dialogs here: others get one stateless 403, or nothing past their rate."""
+        if source_trusted(source[0], self.settings.trusted_sources):
+            return None
+        if not self.untrusted.allow(source[0], asyncio.get_running_loop().time()):
+            return DROP
+        log.warning("invite_untrusted_source", src=source[0], method=req.method,
+                    call_id=req.headers.get("call-id"))
+        return 403
+
     async def handle(self, inc: IncomingRequest) -> None:
         req = inc.request
         if inc.dialog is not None:

@@ -1,7 +1,7 @@
 """secondnum's SIP stack: sans-IO parser, transactions, dialogs and an asyncio endpoint (see README.md)."""
 
 from .dialog import B2BUA, B2BUATable, Dialog, DialogId, DialogState, DialogTable, uri_destination
-from .endpoint import ClientTransactionHandle, IncomingRequest, SipEndpoint, install_uvloop
+from .endpoint import DROP, ClientTransactionHandle, IncomingRequest, Screen, SipEndpoint, install_uvloop
 from .errors import (
     AckTimeoutError,
     BadHeaderError,
@@ -50,13 +50,15 @@ from .transaction import (
 from .uri import NameAddr, SipURI, parse_name_addr, split_list
 
 __all__ = [
-    "B2BUA", "AckReceived", "AckTimeout", "AckTimeoutError", "Address", "B2BUATable", "BadHeaderError",
+    "B2BUA", "DROP", "AckReceived", "AckTimeout", "AckTimeoutError", "Address", "B2BUATable",
+    "BadHeaderError",
     "CSeq",
     "CancelReceived", "ClientInviteTransaction", "ClientNonInviteTransaction", "ClientTransaction",
     "ClientTransactionHandle", "Dialog", "DialogId", "DialogState", "DialogTable", "Diversion", "Event",
     "Headers", "HistoryInfoEntry", "IncomingRequest", "MessageTooLargeError", "NameAddr", "Outgoing",
     "PChargingVector", "PServedUser", "Reason", "RequestReceived", "ResponseReceived", "RetryAfter",
-    "ServerInviteTransaction", "ServerNonInviteTransaction", "ServerTransaction", "SipEndpoint", "SipError",
+    "Screen", "ServerInviteTransaction", "ServerNonInviteTransaction", "ServerTransaction", "SipEndpoint",
+    "SipError",
     "SipMessage", "SipParseError", "SipRequest", "SipResponse", "SipTransportError", "SipURI", "StreamFramer",
     "SubscriptionState", "TimerConfig", "TransactionLayer", "TransactionTerminated", "TransactionTimeout",
     "TransactionTimeoutError", "TxState", "Via", "Warning", "install_uvloop", "new_branch", "new_tag",

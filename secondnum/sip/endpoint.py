@@ -53,7 +53,17 @@ log = get_logger(__name__)
 
 Handler = Callable[["IncomingRequest"], Awaitable[None]]
 
+Screen = Callable[[SipRequest, "Address", str], "int | None"]
+"""Called for each new out-of-dialog request before any transaction exists: ``None`` admits it, ``DROP``
+discards it silently, a status code (>= 300) answers it statelessly. Refusing here keeps no state and sends
+one datagram, so a scanner or a spoofed source cannot make us retransmit (RFC 3261 §17.2.1 Timer G would
+repeat a transaction's final response up to 11 times towards a source that never ACKs)."""
+
+DROP = 0
+
 _MF_ZERO_OK = frozenset({"ACK", "CANCEL", "OPTIONS"})
+# ACK and CANCEL belong to a transaction that was admitted (or refused) already.
+_NEVER_SCREENED = frozenset({"ACK", "CANCEL"})
 
 # Requests whose 1xx/2xx establish a dialog and therefore carry a Contact (§12.1.1, RFC 6665, RFC 3515).
 _DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE", "REFER"})
@@ -254,8 +264,10 @@ class SipEndpoint:
                  timers: TimerConfig | None = None, max_message_size: int = DEFAULT_MAX_SIZE,
                  tcp_idle_timeout: float = 120.0, advertised_host: str | None = None,
                  user_agent: str | None = "secondnum",
-                 on_ack_timeout: Callable[[IncomingRequest], None] | None = None) -> None:
+                 on_ack_timeout: Callable[[IncomingRequest], None] | None = None,
+                 screen: Screen | None = None) -> None:
         self.handler = handler
+        self.screen = screen
         self.host = host
         self.port = port
         self.advertised_host = advertised_host
@@ -273,6 +285,7 @@ class SipEndpoint:
         self._invites: dict[tuple[str, int], ClientTransactionHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._sent_children: dict[tuple[str, str], object] = {}
+        self._received_children: dict[tuple[str, str], object] = {}
 
     # --- lifecycle -------------------------------------------------------------------------------------
     async def start(self) -> Address:
@@ -436,7 +449,15 @@ class SipEndpoint:
                         error=str(exc), size=len(data))
             return
         kind = msg.method if isinstance(msg, SipRequest) else "response"
-        metrics.MESSAGES_RECEIVED.labels(kind, transport).inc()
+        # labels() takes a lock and builds a key per call: keep the children, as _flush does for sent
+        # messages (bounded: the method name comes from the wire).
+        key = (kind, transport)
+        child = self._received_children.get(key)
+        if child is None:
+            child = metrics.MESSAGES_RECEIVED.labels(kind, transport)
+            if len(self._received_children) < 64:
+                self._received_children[key] = child
+        child.inc()  # type: ignore[attr-defined]
         try:
             msg.validate()
             if isinstance(msg, SipRequest):
@@ -447,6 +468,13 @@ class SipEndpoint:
                     # with Max-Forwards 0 is a legitimate probe of this element (§11) and is answered.
                     self._respond_stateless(msg, 483, source, transport)
                     return
+                if self.screen is not None and msg.method not in _NEVER_SCREENED and not msg.to.tag:
+                    verdict = self.screen(msg, source, transport)
+                    if verdict is not None:
+                        metrics.SCREENED.labels(msg.method, str(verdict)).inc()
+                        if verdict != DROP:
+                            self._respond_stateless(msg, verdict, source, transport)
+                        return
             events = self.layer.receive(msg, source, transport, self._now())
         except SipParseError as exc:
             self._bad_message(msg, exc, source, transport)

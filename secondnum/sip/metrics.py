@@ -21,3 +21,5 @@ TRANSACTION_TIMEOUTS = Counter("secondnum_sip_transaction_timeouts", "Transactio
 STRAY = Counter("secondnum_sip_stray_messages", "Responses/ACKs matching no transaction (dropped)", ["kind"])
 SEND_ERRORS = Counter("secondnum_sip_send_errors", "Messages that could not be sent", ["transport"])
 HANDLER_ERRORS = Counter("secondnum_sip_handler_errors", "Application handlers that raised")
+SCREENED = Counter("secondnum_sip_screened", "New requests refused or dropped before a transaction existed",
+                   ["method", "verdict"])

@@ -60,30 +60,44 @@ async def test_record_written_updated_and_deleted(ocs: OcsServer) -> None:
         await client.stop()
 
 
-async def test_session_closed_within_one_window_costs_no_write(ocs: OcsServer) -> None:
-    client = await make_client(ocs, 30.0)  # a window longer than the call
+async def test_granted_session_is_written_without_waiting_for_the_window(ocs: OcsServer) -> None:
+    """The record that lets a restarted AS release the OCS reservation goes out at once after the CCA-I."""
+    client = await make_client(ocs, 30.0)  # a window far longer than the wait below
     try:
         s = await client.start_session(OUT)
-        s.answered()
-        await s.terminate()
-        assert client.writer.pending == {} and client.writer.ops_written == 0
-        assert await asyncio.to_thread(stored, s.session_id) is None
+        for _ in range(100):
+            if await asyncio.to_thread(stored, s.session_id) is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert await asyncio.to_thread(stored, s.session_id) is not None
     finally:
         await client.stop()
-    assert client.writer.ops_written == 0
 
 
-async def test_changes_of_one_window_coalesce_into_one_operation(ocs: OcsServer) -> None:
+async def test_changes_of_one_window_coalesce(ocs: OcsServer) -> None:
     client = await make_client(ocs, 30.0)
     try:
         sessions = [await client.start_session(OUT) for _ in range(5)]
+        await client.flush()
+        assert client.writer.ops_written == 5 and await asyncio.to_thread(OpenRoSession.objects.count) == 5
         for s in sessions:
             s.answered()
-        assert len(client.writer.pending) == 5
+        for s in sessions:
+            await s.terminate()  # each delete replaces the pending answer-time update
+        assert len(client.writer.pending) == 5 and client.writer.ops_coalesced == 5
+        assert client.writer.ops_written == 5  # still lingering
     finally:
-        await client.stop()  # CCR-T for all five, then the writer flushes: nothing was ever stored
-    assert client.writer.ops_written == 0
+        await client.stop()  # flushes
+    assert client.writer.ops_written == 10
     assert await asyncio.to_thread(OpenRoSession.objects.count) == 0
+
+
+def test_session_closed_before_its_record_was_written_costs_no_write() -> None:
+    writer = OpenSessionWriter(interval=30.0)  # not started: nothing is written meanwhile
+    writer.put({"_id": "sid-0", "owner": "as.test"})
+    writer.put({"_id": "sid-0", "owner": "as.test", "answered_at": None})
+    writer.delete("sid-0")
+    assert writer.pending == {} and writer.stored == set()
 
 
 async def test_stop_flushes_open_records(ocs: OcsServer) -> None:

@@ -446,3 +446,38 @@ async def test_finished_invites_leave_no_bookkeeping_behind(uas: Uas) -> None:
         assert ep._invites == {} and ep.layer.client_transactions == 0
     finally:
         await ep.close()
+
+
+# --- screening before any transaction ------------------------------------------------------------------
+
+@pytest.mark.parametrize(("verdict", "expected"), [(403, 403), (0, None)])
+async def test_screen_answers_statelessly_or_drops(raw: RawUdp, verdict: int, expected: int | None) -> None:
+    seen: list[tuple[str, str]] = []
+
+    def screen(req: SipRequest, source: tuple[str, int], transport: str) -> int | None:
+        seen.append((req.method, transport))
+        return None if req.uri.user == "friend" else verdict
+
+    u = Uas(screen=screen)
+    await u.ep.start()
+    try:
+        raw.send(raw_request("INVITE", u.ep.port, raw.port, body=SDP), u.ep.port)
+        if expected is None:
+            with pytest.raises(TimeoutError):
+                await raw.recv(0.6)
+        else:
+            resp = await raw.recv_final()
+            assert resp.status == expected
+            # Stateless: no retransmission although no ACK ever comes (T1 = 50 ms: G would fire by now).
+            with pytest.raises(TimeoutError):
+                await raw.recv(0.6)
+        assert u.seen == []
+        # An admitted request reaches the handler; in-dialog requests and CANCEL/ACK are never screened.
+        ok = raw_request("OPTIONS", u.ep.port, raw.port, branch="z9hG4bKok").replace(b"bob@", b"friend@")
+        raw.send(ok, u.ep.port)
+        assert (await raw.recv_final()).status == 200
+        raw.send(raw_request("BYE", u.ep.port, raw.port, branch="z9hG4bKbye", to_tag="x"), u.ep.port)
+        assert (await raw.recv_final()).status == 481
+        assert seen == [("INVITE", "udp"), ("OPTIONS", "udp")]
+    finally:
+        await u.ep.close()
