@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import logging
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from media.settings import MediaSettings
 from media.store.models import VoicemailMessage
 from secondnum.log import KeyValueFormatter, setup_logging
 from secondnum.mongo import EmbeddedMongo
+from secondnum.net import free_port
 from secondnum.service import RunContext
 
 SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -100,10 +100,6 @@ Content-Length: 0
 """
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def speech_ulaw(path: Path) -> None:
@@ -132,7 +128,7 @@ async def run_n(svc: MediaService, n: int, hold: float, workdir: Path, sip_port:
                     .replace("{hold_ms}", str(int(hold * 1000))))
     before = await asyncio.to_thread(VoicemailMessage.objects.count)
     cmd = ["sipp", "-sf", str(scen), "-m", str(n), "-l", str(n), "-r", "50", "-i", "127.0.0.1",
-           "-p", str(free_udp_port()),
+           "-p", str(free_port(tcp=False)),
            "-mi", "127.0.0.1", "-mp", "46000", "-trace_err", "-error_file", str(workdir / f"err_{n}.log"),
            "-timeout", str(int(hold + 90)), "-timeout_error", "-nostdin", "-max_socket", "2000",
            f"127.0.0.1:{sip_port}"]

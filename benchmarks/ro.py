@@ -16,7 +16,6 @@ import asyncio
 import itertools
 import multiprocessing as mp
 import resource
-import socket
 import threading
 import time
 from multiprocessing.connection import Connection
@@ -28,6 +27,7 @@ from charging.ocs.rating import TariffRule, TariffTable
 from charging.session import CreditControlSession
 from secondnum.diameter import codec
 from secondnum.diameter import constants as dc
+from secondnum.net import free_port
 
 REALM = "bench.local"
 MONGO_DB = "bench_ro"
@@ -47,10 +47,6 @@ def ledger() -> MemoryLedger:
     return led
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def request(i: int) -> ChargingRequest:
@@ -261,7 +257,7 @@ def run(name: str, seconds: float, concurrency: int, mongo_uri: str | None = Non
     if name.startswith("ours"):
         proc = ctx.Process(target=our_server, args=(child, mongo_uri), daemon=True)
     else:
-        proc = ctx.Process(target=lib_server, args=(child, free_port()), daemon=True)
+        proc = ctx.Process(target=lib_server, args=(child, free_port(udp=False)), daemon=True)
     proc.start()
     if not parent.poll(60):
         raise RuntimeError(f"{name} server did not start")

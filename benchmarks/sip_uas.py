@@ -16,12 +16,13 @@ import csv
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from secondnum.net import free_port
 
 RATES = [100, 200, 300, 400, 500, 600, 800, 1000, 1200, 1500, 1800, 2200, 2600, 3000]
 STEP_SECONDS = 5
@@ -110,10 +111,6 @@ def serve_sippy(port: int) -> None:
 
 # --- the ramp -------------------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cpu_seconds(pid: int) -> float:
@@ -126,7 +123,7 @@ def run_step(rate: int, port: int, pid: int, workdir: Path) -> dict[str, float]:
     stat = workdir / f"stat_{port}_{rate}.csv"
     args = ["sipp", "-sn", "uac", "-r", str(rate), "-m", str(calls), "-l", str(rate * 4),
             "-d", str(CALL_HOLD_MS),
-            "-i", "127.0.0.1", "-p", str(free_port()), "-t", "u1", "-trace_err", "-error_file",
+            "-i", "127.0.0.1", "-p", str(free_port(tcp=False)), "-t", "u1", "-trace_err", "-error_file",
             str(workdir / f"err_{port}_{rate}.log"), "-trace_stat", "-stf", str(stat), "-fd", "1",
             "-timeout", f"{STEP_SECONDS + 20}s", "-timeout_error", "-nostdin", "-nd", f"127.0.0.1:{port}"]
     cpu0 = cpu_seconds(pid)
@@ -148,7 +145,7 @@ def run_step(rate: int, port: int, pid: int, workdir: Path) -> dict[str, float]:
 
 
 def start_server(name: str) -> tuple[subprocess.Popen[str], int, str]:
-    port = free_port()
+    port = free_port(tcp=False)
     server = subprocess.Popen([sys.executable, "-m", "benchmarks.sip_uas", "--serve", name, str(port)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert server.stdout is not None

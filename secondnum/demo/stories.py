@@ -30,6 +30,7 @@ from media.prompts.catalog import PHRASES, digit_words, number_words
 from secondnum.demo import audio
 from secondnum.demo.errors import DemoError
 from secondnum.demo.sipp import CHILDREN, Sipp, kill_children, sipp_binary
+from secondnum.net import free_port
 from secondnum.seed import DEMO_DID, DEMO_MOBILE
 
 PSTN_CALLER = "42075553333"
@@ -167,10 +168,6 @@ class Api:
         return list(data["items"])
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def ensure_port_free(host: str, port: int) -> None:
@@ -402,7 +399,7 @@ class Demo:
         r, a = self.r, self.addr
         await asyncio.sleep(1.5)  # the AS's profile cache follows MongoDB's change stream (< 1 s)
         mobile = await Sipp(self.workdir, "scscf-mobile", "scscf_mobile.xml", host=a.scscf_host,
-                            port=a.scscf_port, rtp_port=free_udp_port(), timeout=60).start()
+                            port=a.scscf_port, rtp_port=free_port(tcp=False), timeout=60).start()
         greeting_s = self.prompts.seconds(self.greeting) + 0.4  # + the beep
         plan = isc_plan(a, PSTN_CALLER, "demo-story1")
         plan |= {"play": {"wav": str(self.message_wav), "at": greeting_s + 0.8},
@@ -445,7 +442,8 @@ class Demo:
         balance_before = await self.api.balance()
         records_before = {x["session_id"] for x in await self.api.rated_records()}
         far_end = await Sipp(self.workdir, "scscf-pstn", "scscf_pstn.xml", host=a.scscf_host,
-                             port=a.scscf_port, rtp_port=free_udp_port(), timeout=int(t_keys + 60)).start()
+                             port=a.scscf_port, rtp_port=free_port(tcp=False),
+                             timeout=int(t_keys + 60)).start()
         plan = isc_plan(a, DEMO_MOBILE, "demo-story2")
         plan |= {"dtmf": dtmf, "hangup_after_reinvite": 4.0, "hangup_at": t_keys + 20, "max_seconds": 120}
         r.step("(1) mobile -> S-CSCF -> AS",

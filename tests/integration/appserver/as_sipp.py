@@ -6,26 +6,12 @@ import asyncio
 import dataclasses
 import datetime as dt
 import re
-import socket
 from pathlib import Path
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 _SEPARATOR = re.compile(r"^-{20,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\s*$", re.MULTILINE)
 
 
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 (SIPp -t t1 and u1 use the same number)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = int(u.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no free port")
 
 
 @dataclasses.dataclass

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from as_sipp import free_port
 from mongoengine import Document
 from mongoengine.base import _document_registry
 from mongoengine.connection import get_db
@@ -28,6 +27,7 @@ from hss_adapter import models as hss_models
 from hss_adapter import store
 from hss_adapter.cache import ProfileCache
 from secondnum.diameter import constants as dc
+from secondnum.net import free_port
 
 DID = "42027777100"
 MOBILE = "42073723123"

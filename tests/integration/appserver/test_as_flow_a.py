@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 from as_helpers import caller_keys, cdrs, explain, run_all
-from as_sipp import Sipp, free_port
+from as_sipp import Sipp
 from as_stack import CCR_I, CCR_T, DID, MOBILE, PSTN_CALLER, Stack
+
+from secondnum.net import free_port
 
 pytestmark = [pytest.mark.sipp, pytest.mark.slow]
 

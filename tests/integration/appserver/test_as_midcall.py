@@ -7,12 +7,13 @@ import asyncio
 import pytest
 from aiohttp import ClientSession
 from as_helpers import caller_keys, cdrs, explain, run_all
-from as_sipp import Sipp, free_port
+from as_sipp import Sipp
 from as_stack import CCR_I, CCR_T, DID, PSTN_CALLER, Stack
 
 from appserver import api
 from appserver.cdr import CallRecord, Disposition, Flow, save
 from secondnum import http
+from secondnum.net import free_port
 
 pytestmark = [pytest.mark.sipp, pytest.mark.slow]
 

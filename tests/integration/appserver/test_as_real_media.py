@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 from as_helpers import caller_keys, cdrs, explain, run_all
-from as_sipp import Sipp, free_port
+from as_sipp import Sipp
 from as_stack import DID, MOBILE, Stack
 
 from media.service import MediaService, create
+from secondnum.net import free_port
 from secondnum.service import Config, RunContext
 
 pytestmark = [pytest.mark.sipp, pytest.mark.slow]

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientSession
 from as_helpers import caller_keys, explain, run_all
-from as_sipp import Sipp, free_port
+from as_sipp import Sipp
 from as_stack import DID, MOBILE, Stack
 
 from appserver.service import SECTIONS, create
+from secondnum.net import free_port
 from secondnum.service import Config, RunContext
 
 pytestmark = [pytest.mark.sipp, pytest.mark.slow]

@@ -7,11 +7,11 @@ developer's SECONDNUM_* / MONGO_URI variables are removed, so a test never colli
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,25 +20,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from secondnum.net import free_port
+
 SECONDNUM = str(Path(sys.executable).parent / "secondnum")
 READY_LINE = "secondnum is up"
 
 
-def free_port(udp_too: bool = False) -> int:
-    """A port free on 127.0.0.1 for TCP (and UDP when ``udp_too``: SIP listens on both)."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            t.bind(("127.0.0.1", 0))
-            port = int(t.getsockname()[1])
-            if not udp_too:
-                return port
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                try:
-                    u.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no free port")
 
 
 @dataclasses.dataclass
@@ -56,8 +43,8 @@ class Ports:
     @classmethod
     def pick(cls) -> Ports:
         rtp = random.randrange(32000, 39000, 100)
-        return cls(free_port(True), free_port(), free_port(), free_port(True), free_port(), free_port(),
-                   free_port(), free_port(True), rtp)
+        tcp = functools.partial(free_port, udp=False)
+        return cls(free_port(), tcp(), tcp(), free_port(), tcp(), tcp(), tcp(), free_port(), rtp)
 
 
 def write_config(folder: Path, ports: Ports, drain_limit: float = 5.0) -> Path:

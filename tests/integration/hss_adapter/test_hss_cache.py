@@ -19,6 +19,7 @@ from hss_adapter.cache import ProfileCache
 from hss_adapter.models import ensure_indexes
 from hss_adapter.profile import AnsweringMode
 from secondnum.mongo import EmbeddedMongo, connect
+from secondnum.net import free_port
 
 DID = "42027777100"
 SEED = {"did": DID, "aliases": [{"identity": "42073723123@pstn", "allow_registration": False}]}
@@ -99,10 +100,6 @@ async def test_api_changes_are_visible_within_one_second(api: Api, mongo_uri: st
         await cache.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _start_secantus(port: int, data: Path, cfg: Path) -> subprocess.Popen[bytes]:
@@ -126,7 +123,7 @@ def _start_secantus(port: int, data: Path, cfg: Path) -> subprocess.Popen[bytes]
 @pytest.fixture
 def restartable_mongo(tmp_path: Path) -> Iterator[tuple[str, Callable[[], None]]]:
     """A SecantusDB on a fixed port with a data folder, which the test can SIGKILL and restart."""
-    port, data, cfg = _free_port(), tmp_path / "data", tmp_path / "empty.toml"
+    port, data, cfg = free_port(udp=False), tmp_path / "data", tmp_path / "empty.toml"
     cfg.write_text("")
     procs = [_start_secantus(port, data, cfg)]
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from pathlib import Path
 
 import pytest
 from testutil import require_binary
 
+from secondnum.net import free_port
 from secondnum.sip import Dialog, IncomingRequest, SipEndpoint, SipRequest, TimerConfig
 from secondnum.sip import metrics as sip_metrics
 
@@ -24,19 +24,6 @@ SDP = b"v=0\r\no=as 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r
 SIPP_TRANSPORT = {"udp": "u1", "tcp": "t1"}
 
 
-def free_port() -> int:
-    """A port free for both UDP and TCP right now."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            t.bind(("127.0.0.1", 0))
-            port = int(t.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                try:
-                    u.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no free port")
 
 
 async def run_sipp(tmp: Path, scenario: str, *, port: int, transport: str, target: str | None = None,
