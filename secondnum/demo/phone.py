@@ -81,13 +81,18 @@ class Call(pj.Call):  # type: ignore[misc]
         self.sendDtmf(prm)
 
 
-def _endpoint() -> pj.Endpoint:
+def make_endpoint(user_agent: str = "secondnum-demo-phone") -> pj.Endpoint:
+    """A started pjsua2 endpoint for scripted calls: no sound device, 8 kHz, one UDP transport on 127.0.0.1.
+
+    Single-threaded (the caller polls ``libHandleEvents``); no VAD or echo canceller, so what is recorded is
+    what was received.
+    """
     ep = pj.Endpoint()
     ep.libCreate()
     cfg = pj.EpConfig()
     cfg.uaConfig.threadCnt = 0
     cfg.uaConfig.mainThreadOnly = True
-    cfg.uaConfig.userAgent = "secondnum-demo-phone"
+    cfg.uaConfig.userAgent = user_agent
     cfg.logConfig.level = 1
     cfg.logConfig.consoleLevel = 1
     cfg.medConfig.clockRate = 8000
@@ -105,7 +110,7 @@ def _endpoint() -> pj.Endpoint:
 
 
 def run(plan: dict[str, Any]) -> dict[str, Any]:
-    ep = _endpoint()
+    ep = make_endpoint()
     acc = pj.Account()
     acfg = pj.AccountConfig()
     acfg.idUri = plan["from"]

@@ -14,6 +14,8 @@ import time
 
 import pjsua2 as pj
 
+from secondnum.demo.phone import make_endpoint
+
 
 class Call(pj.Call):  # type: ignore[misc]
     def __init__(self, acc: pj.Account, plan: dict) -> None:  # type: ignore[type-arg]
@@ -60,24 +62,7 @@ class Call(pj.Call):  # type: ignore[misc]
 
 def main() -> int:
     plan = json.loads(sys.argv[1])
-    ep = pj.Endpoint()
-    ep.libCreate()
-    cfg = pj.EpConfig()
-    cfg.uaConfig.threadCnt = 0
-    cfg.uaConfig.mainThreadOnly = True
-    cfg.logConfig.level = 1
-    cfg.logConfig.consoleLevel = 1
-    cfg.medConfig.clockRate = 8000
-    cfg.medConfig.sndClockRate = 8000
-    cfg.medConfig.noVad = True
-    cfg.medConfig.ecTailLen = 0
-    ep.libInit(cfg)
-    ep.audDevManager().setNullDev()
-    tcfg = pj.TransportConfig()
-    tcfg.port = 0
-    tcfg.boundAddress = "127.0.0.1"
-    ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
-    ep.libStart()
+    ep = make_endpoint("secondnum-test-phone")
     for codec in ep.codecEnum2():
         prio = 255 if codec.codecId.startswith("PCMU/") else (200 if codec.codecId.startswith("PCMA/") else 0)
         ep.codecSetPriority(codec.codecId, prio)
