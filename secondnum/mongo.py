@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -88,6 +89,7 @@ class EmbeddedMongo:
         ]
         self.process = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            preexec_fn=_die_with_parent_hook(),  # noqa: PLW1509 - the hook only calls prctl (see there)
         )
         assert self.process.stdout is not None
         deadline = time.monotonic() + timeout
@@ -154,6 +156,27 @@ class EmbeddedMongo:
 
 
 _connected: dict[str, tuple[str, str]] = {}
+
+
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """Linux: a pre-exec hook that makes the child get SIGTERM when its parent dies, even by SIGKILL.
+
+    Otherwise an orphaned server keeps the data folder locked (the next ``secondnum up`` cannot open it) and
+    keeps running unattended. ``prctl`` is resolved here, in the parent, so the hook that runs between fork
+    and exec only calls a function pointer: no import, no lock a thread of the parent might have held.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    pr_set_pdeathsig = 1
+    sigterm = int(signal.SIGTERM)
+
+    def hook() -> None:
+        prctl(pr_set_pdeathsig, sigterm)
+
+    return hook
 
 
 def connect(uri: str, database: str = DB_NAME_DEFAULT, alias: str = "default",

@@ -48,3 +48,40 @@ def test_connect_is_idempotent_for_the_same_database(mongo_server: str) -> None:
     connect(mongo_server, database="t_other")  # after an outside disconnect it reconnects
     get_connection().admin.command("ping")
     mongoengine.disconnect()
+
+
+def test_embedded_server_dies_with_its_parent(tmp_path: Path) -> None:
+    """A SIGKILLed `secondnum up` must not leave SecantusDB running with the data folder locked."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import sys, time\n"
+        "from secondnum.mongo import EmbeddedMongo\n"
+        f"m = EmbeddedMongo({str(tmp_path / 'db')!r}); m.start()\n"
+        "print(m.process.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        server_pid = int(parent.stdout.readline())
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                os.kill(server_pid, 0)
+            except ProcessLookupError:
+                break
+            if Path(f"/proc/{server_pid}/stat").read_text().split(")")[1].split()[0] == "Z":
+                break  # exited; not reaped because its parent is gone (the test is not its parent)
+            time.sleep(0.2)
+        else:
+            os.kill(server_pid, signal.SIGKILL)
+            raise AssertionError("the embedded server outlived its parent")
+    finally:
+        parent.kill()
