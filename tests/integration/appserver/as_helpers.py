@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from as_sipp import Sipp
 from as_stack import DID, PSTN_CALLER, Stack
 
 from appserver.cdr import Cdr
+from secondnum.net import free_port
 
 
 def caller_keys(stack: Stack, caller: str = PSTN_CALLER, pai: str | None = None) -> dict[str, str]:
@@ -18,6 +20,14 @@ def caller_keys(stack: Stack, caller: str = PSTN_CALLER, pai: str | None = None)
         "odi_port": str(stack.scscf_port),
         "icid": "icid-test",
     }
+
+
+async def start_caller(stack: Stack, scenario: str, transport: str = "udp", *,
+                       keys: dict[str, str] | None = None, **options: Any) -> Sipp:
+    """SIPp as the S-CSCF forwarding a caller's ISC INVITE to the AS (from its own free port)."""
+    sipp = Sipp(stack.workdir, "caller", scenario, free_port(), transport,
+                remote=f"127.0.0.1:{stack.sip_port}", keys=keys or caller_keys(stack), **options)
+    return await sipp.start()
 
 
 async def run_all(*procs: Sipp, timeout: float = 90) -> list[int]:

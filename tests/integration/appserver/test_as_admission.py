@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from as_helpers import caller_keys, cdrs, explain, run_all
+from as_helpers import caller_keys, cdrs, explain, run_all, start_caller
 from as_sipp import Sipp
 from as_stack import CCR_I, CCR_T, DID, MOBILE, Stack
 
@@ -28,15 +28,7 @@ def final_status(caller: Sipp) -> int | None:
 
 
 async def rejected_call(stack: Stack, transport: str = "udp", **keys: str) -> Sipp:
-    caller = await Sipp(
-        stack.workdir,
-        "caller",
-        "caller_rejected.xml",
-        free_port(),
-        transport,
-        remote=f"127.0.0.1:{stack.sip_port}",
-        keys={**caller_keys(stack), **keys},
-    ).start()
+    caller = await start_caller(stack, "caller_rejected.xml", transport, keys={**caller_keys(stack), **keys})
     assert await caller.wait() == 0, explain(caller)
     return caller
 
@@ -76,14 +68,7 @@ async def test_reject_mode_declines(stack: Stack) -> None:
 async def test_voicemail_only_goes_straight_to_media(stack: Stack) -> None:
     await stack.provision(answering_mode="voicemail_only")
     media = await Sipp(stack.workdir, "media", "media_deposit.xml", stack.media_port).start()
-    caller = await Sipp(
-        stack.workdir,
-        "caller",
-        "caller_answered.xml",
-        free_port(),
-        remote=f"127.0.0.1:{stack.sip_port}",
-        keys=caller_keys(stack),
-    ).start()
+    caller = await start_caller(stack, "caller_answered.xml")
     assert await run_all(caller, media) == [0, 0], explain(caller, media)
     (vm,) = media.received("INVITE")
     assert ";cause=302>;index=1.1;mp=1" in ",".join(vm.all("History-Info"))
@@ -95,14 +80,7 @@ async def test_busy_target_diverts_with_486(stack: Stack) -> None:
     await stack.provision()
     target = await Sipp(stack.workdir, "target", "target_busy.xml", stack.scscf_port).start()
     media = await Sipp(stack.workdir, "media", "media_deposit.xml", stack.media_port).start()
-    caller = await Sipp(
-        stack.workdir,
-        "caller",
-        "caller_answered.xml",
-        free_port(),
-        remote=f"127.0.0.1:{stack.sip_port}",
-        keys=caller_keys(stack),
-    ).start()
+    caller = await start_caller(stack, "caller_answered.xml")
     assert await run_all(caller, target, media) == [0, 0, 0], explain(caller, target, media)
     (vm,) = media.received("INVITE")
     assert ";cause=486>;index=1.2;mp=1" in ",".join(vm.all("History-Info"))
@@ -114,14 +92,7 @@ async def test_busy_target_diverts_with_486(stack: Stack) -> None:
 async def test_forward_only_busy_returns_486(stack: Stack) -> None:
     await stack.provision(answering_mode="forward_only")
     target = await Sipp(stack.workdir, "target", "target_busy.xml", stack.scscf_port).start()
-    caller = await Sipp(
-        stack.workdir,
-        "caller",
-        "caller_rejected.xml",
-        free_port(),
-        remote=f"127.0.0.1:{stack.sip_port}",
-        keys=caller_keys(stack),
-    ).start()
+    caller = await start_caller(stack, "caller_rejected.xml")
     assert await run_all(caller, target) == [0, 0], explain(caller, target)
     assert final_status(caller) == 486
     (cdr,) = await cdrs()
@@ -132,16 +103,7 @@ async def test_forward_only_busy_returns_486(stack: Stack) -> None:
 async def test_cancel_during_forwarding(stack: Stack, transport: str) -> None:
     await stack.provision()
     target = await Sipp(stack.workdir, "target", "target_noanswer.xml", stack.scscf_port, transport).start()
-    caller = await Sipp(
-        stack.workdir,
-        "caller",
-        "caller_cancel.xml",
-        free_port(),
-        transport,
-        remote=f"127.0.0.1:{stack.sip_port}",
-        keys=caller_keys(stack),
-        pause_ms=800,
-    ).start()
+    caller = await start_caller(stack, "caller_cancel.xml", transport, pause_ms=800)
     assert await run_all(caller, target) == [0, 0], explain(caller, target)
     (cancel,) = target.received("CANCEL")
     assert "cause=487" in (cancel.header("Reason") or "")
@@ -167,14 +129,7 @@ async def test_ocs_refusal_then_voicemail(stack: Stack) -> None:
     """Forward-then-voicemail: a refused forwarded leg still lets the caller leave a message (free)."""
     await stack.provision()
     media = await Sipp(stack.workdir, "media", "media_deposit.xml", stack.media_port).start()
-    caller = await Sipp(
-        stack.workdir,
-        "caller",
-        "caller_answered.xml",
-        free_port(),
-        remote=f"127.0.0.1:{stack.sip_port}",
-        keys=caller_keys(stack),
-    ).start()
+    caller = await start_caller(stack, "caller_answered.xml")
     assert await run_all(caller, media) == [0, 0], explain(caller, media)
     assert len(media.received("INVITE")) == 1
 
@@ -200,14 +155,7 @@ async def test_ocs_down_ccfh_retry_and_terminate(stack: Stack) -> None:
 async def test_ocs_down_ccfh_continue_forwards_unmetered(stack: Stack) -> None:
     await stack.provision(answering_mode="forward_only")
     target = await Sipp(stack.workdir, "target", "target_answer.xml", stack.scscf_port).start()
-    caller = await Sipp(
-        stack.workdir,
-        "caller",
-        "caller_answered.xml",
-        free_port(),
-        remote=f"127.0.0.1:{stack.sip_port}",
-        keys=caller_keys(stack),
-    ).start()
+    caller = await start_caller(stack, "caller_answered.xml")
     assert await run_all(caller, target) == [0, 0], explain(caller, target)
     assert stack.ccrs == []
     (cdr,) = await cdrs()

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from as_helpers import caller_keys, cdrs, explain, run_all
+from as_helpers import cdrs, explain, run_all, start_caller
 from as_sipp import Sipp
 from as_stack import CCR_I, CCR_T, DID, MOBILE, PSTN_CALLER, Stack
-
-from secondnum.net import free_port
 
 pytestmark = [pytest.mark.sipp, pytest.mark.slow]
 
@@ -18,16 +16,7 @@ TRANSPORTS = ["udp", "tcp"]
 async def test_forwarded_call_answered(stack: Stack, transport: str) -> None:
     await stack.provision()
     target = await Sipp(stack.workdir, "target", "target_answer.xml", stack.scscf_port, transport).start()
-    caller = await Sipp(
-        stack.workdir,
-        "caller",
-        "caller_answered.xml",
-        free_port(),
-        transport,
-        remote=f"127.0.0.1:{stack.sip_port}",
-        keys=caller_keys(stack),
-        pause_ms=1500,
-    ).start()
+    caller = await start_caller(stack, "caller_answered.xml", transport, pause_ms=1500)
     codes = await run_all(caller, target)
     assert codes == [0, 0], explain(caller, target)
 
@@ -77,16 +66,7 @@ async def test_no_answer_goes_to_voicemail(stack: Stack, transport: str) -> None
     await stack.provision(follow_me={"targets": [{"uri": f"tel:+{MOBILE}", "ring_timeout": 2}]})
     target = await Sipp(stack.workdir, "target", "target_noanswer.xml", stack.scscf_port, transport).start()
     media = await Sipp(stack.workdir, "media", "media_deposit.xml", stack.media_port, "udp").start()
-    caller = await Sipp(
-        stack.workdir,
-        "caller",
-        "caller_answered.xml",
-        free_port(),
-        transport,
-        remote=f"127.0.0.1:{stack.sip_port}",
-        keys=caller_keys(stack),
-        pause_ms=500,
-    ).start()
+    caller = await start_caller(stack, "caller_answered.xml", transport, pause_ms=500)
     codes = await run_all(caller, target, media)
     assert codes == [0, 0, 0], explain(caller, target, media)
 
@@ -129,14 +109,7 @@ async def test_simultaneous_forking_cancels_the_loser(stack: Stack) -> None:
         }
     )
     target = await Sipp(stack.workdir, "target", "target_fork.xml", stack.scscf_port, calls=2).start()
-    caller = await Sipp(
-        stack.workdir,
-        "caller",
-        "caller_answered.xml",
-        free_port(),
-        remote=f"127.0.0.1:{stack.sip_port}",
-        keys=caller_keys(stack),
-    ).start()
+    caller = await start_caller(stack, "caller_answered.xml")
     assert await run_all(caller, target) == [0, 0], explain(caller, target)
     uris = sorted(m.start_line for m in target.received("INVITE"))
     assert uris == [f"INVITE tel:+{OTHER} SIP/2.0", f"INVITE tel:+{MOBILE} SIP/2.0"]
@@ -161,14 +134,7 @@ async def test_sequential_busy_then_next_target(stack: Stack) -> None:
         }
     )
     target = await Sipp(stack.workdir, "target", "target_seq.xml", stack.scscf_port, calls=2).start()
-    caller = await Sipp(
-        stack.workdir,
-        "caller",
-        "caller_answered.xml",
-        free_port(),
-        remote=f"127.0.0.1:{stack.sip_port}",
-        keys=caller_keys(stack),
-    ).start()
+    caller = await start_caller(stack, "caller_answered.xml")
     assert await run_all(caller, target) == [0, 0], explain(caller, target)
     first, second = target.received("INVITE")
     assert first.start_line == f"INVITE tel:+{OTHER} SIP/2.0"
@@ -184,15 +150,7 @@ async def test_sequential_busy_then_next_target(stack: Stack) -> None:
 async def test_offerless_invite_answer_travels_in_the_ack(stack: Stack, transport: str) -> None:
     await stack.provision()
     target = await Sipp(stack.workdir, "target", "target_answer.xml", stack.scscf_port, transport).start()
-    caller = await Sipp(
-        stack.workdir,
-        "caller",
-        "caller_offerless.xml",
-        free_port(),
-        transport,
-        remote=f"127.0.0.1:{stack.sip_port}",
-        keys=caller_keys(stack),
-    ).start()
+    caller = await start_caller(stack, "caller_offerless.xml", transport)
     assert await run_all(caller, target) == [0, 0], explain(caller, target)
     (invite,) = target.received("INVITE")
     assert invite.body == ""

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from as_helpers import caller_keys, cdrs, explain, run_all
+from as_helpers import caller_keys, cdrs, explain, run_all, start_caller
 from as_sipp import Sipp
 from as_stack import CCR_I, CCR_T, DESTINATION, DID, MOBILE, PSTN_CALLER, Stack
-
-from secondnum.net import free_port
 
 pytestmark = [pytest.mark.sipp, pytest.mark.slow]
 
@@ -16,15 +14,7 @@ pytestmark = [pytest.mark.sipp, pytest.mark.slow]
 async def test_alias_reaches_voicemail_access(stack: Stack, transport: str) -> None:
     await stack.provision()
     media = await Sipp(stack.workdir, "media", "media_deposit.xml", stack.media_port).start()
-    caller = await Sipp(
-        stack.workdir,
-        "caller",
-        "caller_answered.xml",
-        free_port(),
-        transport,
-        remote=f"127.0.0.1:{stack.sip_port}",
-        keys=caller_keys(stack, MOBILE),
-    ).start()
+    caller = await start_caller(stack, "caller_answered.xml", transport, keys=caller_keys(stack, MOBILE))
     codes = await run_all(caller, media)
     assert codes == [0, 0], explain(caller, media)
     (invite,) = media.received("INVITE")
@@ -43,14 +33,11 @@ async def test_alias_only_in_from_is_not_enough(stack: Stack) -> None:
     """From says the customer's mobile, the network asserts someone else: an ordinary incoming call."""
     await stack.provision()
     target = await Sipp(stack.workdir, "target", "target_answer.xml", stack.scscf_port).start()
-    caller = await Sipp(
-        stack.workdir,
-        "caller",
+    caller = await start_caller(
+        stack,
         "caller_answered.xml",
-        free_port(),
-        remote=f"127.0.0.1:{stack.sip_port}",
         keys=caller_keys(stack, caller=MOBILE, pai=PSTN_CALLER),
-    ).start()
+    )
     codes = await run_all(caller, target)
     assert codes == [0, 0], explain(caller, target)
     (invite,) = target.received("INVITE")
@@ -66,16 +53,13 @@ async def test_outgoing_call_from_voicemail_menu(stack: Stack, transport: str) -
     media = await Sipp(
         stack.workdir, "media", "media_refer.xml", stack.media_port, keys={"dest": DESTINATION, "did": DID}
     ).start()
-    caller = await Sipp(
-        stack.workdir,
-        "caller",
+    caller = await start_caller(
+        stack,
         "caller_reinvited.xml",
-        free_port(),
         transport,
-        remote=f"127.0.0.1:{stack.sip_port}",
         keys=caller_keys(stack, MOBILE),
         pause_ms=1500,
-    ).start()
+    )
     codes = await run_all(caller, media, dest)
     assert codes == [0, 0, 0], explain(caller, media, dest)
 
@@ -124,15 +108,7 @@ async def test_outgoing_call_refused_by_ocs(stack: Stack) -> None:
         stack.media_port,
         keys={"dest": DESTINATION, "did": DID},
     ).start()
-    caller = await Sipp(
-        stack.workdir,
-        "caller",
-        "caller_answered.xml",
-        free_port(),
-        remote=f"127.0.0.1:{stack.sip_port}",
-        keys=caller_keys(stack, MOBILE),
-        pause_ms=2500,
-    ).start()
+    caller = await start_caller(stack, "caller_answered.xml", keys=caller_keys(stack, MOBILE), pause_ms=2500)
     codes = await run_all(caller, media)
     assert codes == [0, 0], explain(caller, media)
     frags = [m.body.splitlines()[0] for m in media.received("NOTIFY")]
@@ -148,15 +124,7 @@ async def test_outgoing_call_refused_by_ocs(stack: Stack) -> None:
 async def test_charged_voicemail_access_is_a_terminating_ro_session(stack: Stack) -> None:
     await stack.provision()
     media = await Sipp(stack.workdir, "media", "media_deposit.xml", stack.media_port).start()
-    caller = await Sipp(
-        stack.workdir,
-        "caller",
-        "caller_answered.xml",
-        free_port(),
-        remote=f"127.0.0.1:{stack.sip_port}",
-        keys=caller_keys(stack, MOBILE),
-        pause_ms=1200,
-    ).start()
+    caller = await start_caller(stack, "caller_answered.xml", keys=caller_keys(stack, MOBILE), pause_ms=1200)
     assert await run_all(caller, media) == [0, 0], explain(caller, media)
     (ccr_i,) = stack.ccr(CCR_I)
     (ccr_t,) = stack.ccr(CCR_T)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from aiohttp import ClientSession
-from as_helpers import caller_keys, cdrs, explain, run_all
+from as_helpers import caller_keys, cdrs, explain, run_all, start_caller
 from as_sipp import Sipp
 from as_stack import CCR_I, CCR_T, DID, PSTN_CALLER, Stack
 
@@ -22,14 +22,7 @@ pytestmark = [pytest.mark.sipp, pytest.mark.slow]
 async def test_credit_exhausted_releases_both_sides(stack: Stack) -> None:
     await stack.provision()
     target = await Sipp(stack.workdir, "target", "target_answer.xml", stack.scscf_port).start()
-    caller = await Sipp(
-        stack.workdir,
-        "caller",
-        "caller_released.xml",
-        free_port(),
-        remote=f"127.0.0.1:{stack.sip_port}",
-        keys=caller_keys(stack),
-    ).start()
+    caller = await start_caller(stack, "caller_released.xml")
     assert await run_all(caller, target) == [0, 0], explain(caller, target)
     for side in (caller, target):
         (bye,) = side.received("BYE")
@@ -46,14 +39,7 @@ async def test_bye_glare(stack: Stack) -> None:
     """The far end's BYE crosses the AS's BYE on the same dialog: both are answered, one CCR-T, one CDR."""
     await stack.provision()
     target = await Sipp(stack.workdir, "target", "target_glare.xml", stack.scscf_port).start()
-    caller = await Sipp(
-        stack.workdir,
-        "caller",
-        "caller_answered.xml",
-        free_port(),
-        remote=f"127.0.0.1:{stack.sip_port}",
-        keys=caller_keys(stack),
-    ).start()
+    caller = await start_caller(stack, "caller_answered.xml")
     assert await run_all(caller, target) == [0, 0], explain(caller, target)
     (theirs,) = [
         m
@@ -106,14 +92,7 @@ async def test_drain_refuses_new_invites_and_lets_live_calls_finish(stack: Stack
 async def test_drain_limit_releases_live_calls(stack: Stack) -> None:
     await stack.provision()
     target = await Sipp(stack.workdir, "target", "target_answer.xml", stack.scscf_port).start()
-    caller = await Sipp(
-        stack.workdir,
-        "caller",
-        "caller_released.xml",
-        free_port(),
-        remote=f"127.0.0.1:{stack.sip_port}",
-        keys=caller_keys(stack),
-    ).start()
+    caller = await start_caller(stack, "caller_released.xml")
     for _ in range(100):
         if any(c.a is not None for c in stack.server.calls):
             break
@@ -170,15 +149,7 @@ async def test_cdr_api_lists_and_filters(mongo_uri: str) -> None:
 async def test_reinvite_hold_passes_through(stack: Stack, transport: str) -> None:
     await stack.provision()
     target = await Sipp(stack.workdir, "target", "target_hold.xml", stack.scscf_port, transport).start()
-    caller = await Sipp(
-        stack.workdir,
-        "caller",
-        "caller_hold.xml",
-        free_port(),
-        transport,
-        remote=f"127.0.0.1:{stack.sip_port}",
-        keys=caller_keys(stack),
-    ).start()
+    caller = await start_caller(stack, "caller_hold.xml", transport)
     assert await run_all(caller, target) == [0, 0], explain(caller, target)
     invites = target.received("INVITE")
     assert len(invites) == 2 and "a=sendonly" in invites[1].body
@@ -192,14 +163,7 @@ async def test_drain_limit_releases_a_ringing_call(stack: Stack) -> None:
     """At the drain limit a call still ringing its follow-me target is given up: CANCEL, 503 to the caller."""
     await stack.provision()
     target = await Sipp(stack.workdir, "target", "target_noanswer.xml", stack.scscf_port).start()
-    caller = await Sipp(
-        stack.workdir,
-        "caller",
-        "caller_rejected.xml",
-        free_port(),
-        remote=f"127.0.0.1:{stack.sip_port}",
-        keys=caller_keys(stack),
-    ).start()
+    caller = await start_caller(stack, "caller_rejected.xml")
     for _ in range(100):
         if target.received("INVITE"):
             break

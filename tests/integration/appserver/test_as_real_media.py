@@ -8,12 +8,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from as_helpers import caller_keys, cdrs, explain, run_all
+from as_helpers import caller_keys, cdrs, explain, run_all, start_caller
 from as_sipp import Sipp
 from as_stack import DID, MOBILE, Stack
 
 from media.service import MediaService, create
-from secondnum.net import free_port
 from secondnum.service import Config, RunContext
 
 pytestmark = [pytest.mark.sipp, pytest.mark.slow]
@@ -46,16 +45,7 @@ async def media(stack: Stack, mongo_uri: str, tmp_path: Path) -> AsyncIterator[M
 async def test_no_answer_deposit_on_real_media(stack: Stack, media: MediaService, transport: str) -> None:
     await stack.provision(follow_me={"targets": [{"uri": f"tel:+{MOBILE}", "ring_timeout": 1}]})
     target = await Sipp(stack.workdir, "target", "target_noanswer.xml", stack.scscf_port, transport).start()
-    caller = await Sipp(
-        stack.workdir,
-        "caller",
-        "caller_answered.xml",
-        free_port(),
-        transport,
-        remote=f"127.0.0.1:{stack.sip_port}",
-        keys=caller_keys(stack),
-        pause_ms=1500,
-    ).start()
+    caller = await start_caller(stack, "caller_answered.xml", transport, pause_ms=1500)
     assert await run_all(caller, target) == [0, 0], explain(caller, target)
     (ok,) = [m for m in caller.received(200) if m.cseq_method == "INVITE"]
     assert "m=audio" in ok.body and "RTP/AVP 0" in ok.body  # media chose PCMU from the caller's offer
@@ -66,15 +56,7 @@ async def test_no_answer_deposit_on_real_media(stack: Stack, media: MediaService
 
 async def test_voicemail_access_on_real_media(stack: Stack, media: MediaService) -> None:
     await stack.provision()
-    caller = await Sipp(
-        stack.workdir,
-        "caller",
-        "caller_answered.xml",
-        free_port(),
-        remote=f"127.0.0.1:{stack.sip_port}",
-        keys=caller_keys(stack, MOBILE),
-        pause_ms=1500,
-    ).start()
+    caller = await start_caller(stack, "caller_answered.xml", keys=caller_keys(stack, MOBILE), pause_ms=1500)
     assert await caller.wait() == 0, explain(caller)
     (cdr,) = await cdrs()
     assert cdr.did == DID and cdr.disposition == "voicemail_access"
@@ -86,16 +68,13 @@ async def test_outgoing_call_from_the_real_voicemail_menu(stack: Stack, media: M
     server REFERs, the AS calls out through the S-CSCF as the DID and bridges the customer."""
     await stack.provision()
     dest = await Sipp(stack.workdir, "dest", "dest_uas.xml", stack.scscf_port).start()
-    caller = await Sipp(
-        stack.workdir,
-        "caller",
+    caller = await start_caller(
+        stack,
         "caller_dials_out.xml",
-        free_port(),
-        remote=f"127.0.0.1:{stack.sip_port}",
         keys=caller_keys(stack, MOBILE),
         pause_ms=1500,
         timeout=90,
-    ).start()
+    )
     assert await run_all(caller, dest, timeout=120) == [0, 0], explain(caller, dest)
     (out,) = dest.received("INVITE")
     assert out.start_line == "INVITE tel:+420273333444 SIP/2.0"
