@@ -40,6 +40,7 @@ from secondnum.sip import (
 )
 
 if TYPE_CHECKING:
+    from appserver.early import EarlyDialogs
     from appserver.server import AppServer
 
 log = get_logger(__name__)
@@ -64,6 +65,21 @@ def relayed_headers(msg: SipMessage) -> list[tuple[str, str]]:
     return [(name, value) for name in RELAYED_HEADERS for value in msg.headers.get_raw(name)]
 
 
+def answer_extensions(invite: SipMessage, far: SipResponse) -> list[tuple[str, str]]:
+    """Session timer (RFC 4028) of the caller's 2xx: the far side's; else, when the caller *requires*
+    timer, its Session-Expires with ``refresher=uac`` (the caller refreshes, the AS relays the refreshes
+    end to end). A caller that only supports timer gets no session timer from us (§9 allows that)."""
+    h = far.headers
+    if "session-expires" in h:
+        out = [("Session-Expires", v) for v in h.get_raw("session-expires")]
+        return out + ([("Require", "timer")] if "timer" in far.require else [])
+    ih = invite.headers
+    if "session-expires" not in ih or "require" not in ih or "timer" not in invite.require:
+        return []
+    delta = (ih.get("session-expires") or "").split(";", 1)[0].strip()
+    return [("Session-Expires", f"{delta};refresher=uac"), ("Require", "timer")] if delta.isdigit() else []
+
+
 class Call:
     """State shared by the setup flows and the bridged phase of one call."""
 
@@ -85,6 +101,7 @@ class Call:
         self._tore_down = False
         self._started = asyncio.get_running_loop().time()
         self._leg_sent = False
+        self.early: EarlyDialogs | None = None  # only calls using 100rel/early UPDATE (appserver.early)
 
     # --- helpers for flows ---------------------------------------------------------------------------
     @property
@@ -107,22 +124,54 @@ class Call:
         with contextlib.suppress(Exception):
             self.server.ep.dialogs.remove(side.dialog)
 
-    def caller_side(self) -> Side:
-        """The caller's dialog, confirmed by our 2xx (RFC 3261 §12.1.1)."""
-        dialog = Dialog.from_uas(self.invite, self.inc.to_tag, self.server.ep.local_contact(
-            transport=self.inc.transport), DialogState.CONFIRMED)
+    def early_dialogs(self) -> EarlyDialogs:
+        """The call's early-dialog relay (RFC 3262/3311), created on first use."""
+        if self.early is None:
+            from appserver.early import EarlyDialogs  # early imports this module
+
+            self.early = EarlyDialogs(self)
+        return self.early
+
+    def send_provisional(self, status: int, reason: str | None = None) -> None:
+        """A 1xx of the AS itself (181, 180): reliable only when the caller requires 100rel (RFC 3262)."""
+        if "require" in self.invite.headers and "100rel" in self.invite.require:
+            self.early_dialogs().send_own(status, reason)
+        elif not self.inc.final_sent:
+            self.inc.respond(status, reason)
+
+    def caller_side(self, tag: str | None = None) -> Side:
+        """The caller's dialog, confirmed by our 2xx (RFC 3261 §12.1.1); the early one when it exists."""
         leg = self.record.leg(Role.CALLER, self.invite.call_id, self.invite.raw_uri,
                               str(self.invite.from_.uri), self.isc.asserted_id or "")
+        tag = tag or self.inc.to_tag
+        early = self.early.adopt_caller(tag) if self.early is not None else None
+        if early is not None:
+            early.dialog.confirm()
+            early.record = leg
+            return early
+        dialog = Dialog.from_uas(self.invite, tag, self.server.ep.local_contact(
+            transport=self.inc.transport), DialogState.CONFIRMED)
         return Side(self.server.ep, dialog, self.inc.transport, Role.CALLER, record=leg)
 
-    async def answer_caller(self, far: SipResponse) -> bool:
-        """200 OK to the caller with the far side's body; waits for the ACK (RFC 3261 §13.3.1.4)."""
-        a = self.caller_side()
+    async def answer_caller(self, far: SipResponse, leg_call_id: str = "") -> bool:
+        """200 OK to the caller with the far side's body; waits for the ACK (RFC 3261 §13.3.1.4).
+
+        With early dialogs (RFC 3262 §3) the 2xx waits for the PRACK of a reliable 1xx carrying SDP and
+        goes in the early dialog of the answering far side."""
+        tag = None
+        early = self.early
+        if early is not None:
+            tag = early.answer_tag(leg_call_id, far.to.tag or "")
+            if not await early.settled(64 * self.server.ep.layer.timers.t1):
+                log.warning("caller_prack_missing", call_id=self.invite.call_id)
+        a = self.caller_side(tag)
         body = a.sdp(far.body, far.content_type)
         self.a = a
         self.attach(a)
-        self.inc.respond(200, headers=[("Allow", self.server.allow)], body=body,
-                         content_type=far.content_type if body else None)
+        self.inc.respond(200, headers=[("Allow", self.server.allow), *answer_extensions(self.invite, far)],
+                         body=body, content_type=far.content_type if body else None, to_tag=tag)
+        if early is not None:
+            early.final_sent()
         now = cdr.utcnow()
         self.record.answer_at = now
         if a.record is not None:
@@ -159,6 +208,9 @@ class Call:
     # --- in-dialog requests --------------------------------------------------------------------------
     def peer_of(self, side: Side) -> Side | None:
         if side is self.a:
+            bridged = self.early.bridged if self.early is not None else None
+            if bridged is not None and bridged.side.alive:
+                return bridged.side  # flow C early media: the customer talks to the far early dialog
             return self.b
         if side is self.b:
             return self.a
@@ -166,6 +218,12 @@ class Call:
 
     async def on_request(self, inc: IncomingRequest, side: Side) -> None:
         method = inc.request.method
+        if method == "PRACK" or side.dialog.state is DialogState.EARLY:
+            if self.early is None:
+                inc.respond(481)
+            else:
+                await self.early.on_request(inc, side)
+            return
         if method == "BYE":
             inc.respond(200)
             self.detach(side)
@@ -241,6 +299,8 @@ class Call:
             self.outgoing_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.outgoing_task
+        if self.early is not None:
+            self.early.close()
         byes = [side.bye(self._sip_reason) for side in (self.a, self.b) if side is not None and side.alive]
         for side in (self.a, self.b):
             if side is not None:

@@ -30,6 +30,7 @@ from secondnum.sip import (
     SipURI,
     uri_destination,
 )
+from secondnum.sip.reliable import Verdict, is_reliable
 
 log = get_logger(__name__)
 
@@ -54,7 +55,7 @@ class ForwardAttempt:
     async def run(self) -> None:
         call = self.call
         call.record.flow = Flow.FORWARD
-        call.inc.respond(181, "Call Is Being Forwarded")
+        call.send_provisional(181, "Call Is Being Forwarded")
         called = self.fwd.targets[0].uri if self.fwd.targets else ""
         try:
             calling = str(call.isc.asserted.uri) if call.isc.asserted else str(call.invite.from_.uri)
@@ -104,10 +105,19 @@ class ForwardAttempt:
             return self.forwarder.on_caller_cancel()
         leg = self.legs[leg_id]
         if kind == "prov" and resp is not None:
+            if is_reliable(resp):  # RFC 3262: PRACK it, relay it with its SDP (appserver.early)
+                verdict, relayed = self.call.early_dialogs().far_provisional(
+                    leg.request, leg.handle.transport, Role.FORWARD, resp)
+                if verdict is Verdict.IGNORE:
+                    return []
+                if relayed and resp.status == 180:
+                    self.ringing_sent = True  # the caller got this 180 itself, reliably, with its SDP
             if resp.status == 180 and not self.ringing_sent and not self.call.inc.final_sent:
-                self.call.inc.respond(180)
+                self.call.send_provisional(180)
                 self.ringing_sent = True
             return self.forwarder.on_provisional(leg_id, resp.status, now)
+        if self.call.early is not None and (kind != "final" or resp is None or not resp.is_success):
+            self.call.early.leg_ended(leg.request.call_id)
         if kind == "final" and resp is not None:
             leg.final = resp
             leg.record.status = resp.status
@@ -142,6 +152,8 @@ class ForwardAttempt:
         except SipError:
             received = []
         route = list(call.isc.return_route) or [server.scscf_route]
+        supported, require = legs.passed_options(call.invite)
+        extra = legs.session_timer_headers(call.invite) if "timer" in supported else []
         req = legs.forward_invite(
             target=target, did=call.record.did, caller_from=call.invite.from_, caller_pai=call.isc.asserted,
             present_did=self.fwd.present_did, return_route=route,
@@ -150,7 +162,8 @@ class ForwardAttempt:
             pcv=legs.routed_charging_vector(call.isc.charging_vector, server.settings.domain),
             history=self.history,
             diversion=diversion_headers(received, call.invite.uri, DiversionCause.UNCONDITIONAL),
-            body=call.invite.body, content_type=call.invite.content_type if call.invite.body else None)
+            body=call.invite.body, content_type=call.invite.content_type if call.invite.body else None,
+            supported=supported, require=require, extra=extra)
         dest, transport = uri_destination(route[0].uri, call.inc.transport)
         handle = server.ep.request(req, dest, transport)
         call.leg_sent()

@@ -14,9 +14,9 @@ Every leg is a new dialog with its own Call-ID and From tag (RFC 7092 §3.1, TS 
 from __future__ import annotations
 
 import base64
-import secrets
 from collections.abc import Sequence
 
+from secondnum.entropy import random_bytes, random_hex
 from secondnum.identity import tel_uri
 from secondnum.sip.fields import Diversion, HistoryInfoEntry, PChargingVector
 from secondnum.sip.headers import Headers
@@ -26,14 +26,56 @@ from secondnum.sip.uri import NameAddr, SipURI
 USER_AGENT = "secondnum-as"
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, REFER, NOTIFY, INFO, PRACK"
 
+# Option tags the AS serves when a request requires them (RFC 3261 §8.2.2.3; anything else gets 420):
+# 100rel (RFC 3262: reliable 1xx relayed with PRACK), precondition (RFC 3312: passed through to the far leg,
+# the AS does not look at the SDP preconditions) and timer (RFC 4028: passed through; the refreshes are
+# relayed end to end as re-INVITE/UPDATE).
+SERVED_OPTIONS = frozenset({"100rel", "precondition", "timer"})
+# Extensions a forwarded leg inherits from the caller's INVITE (end-to-end, TS 24.229 §5.7.5).
+PASSED_OPTIONS = ("precondition", "timer")
+SESSION_TIMER_HEADERS = ("session-expires", "min-se")
+
+
+def unsupported_options(req: SipRequest) -> list[str]:
+    """The option tags of ``req``'s Require the AS cannot serve (for 420 + Unsupported, §8.2.2.3)."""
+    if "require" not in req.headers:
+        return []
+    return [tag for tag in req.require if tag not in SERVED_OPTIONS]
+
+
+def passed_options(req: SipRequest) -> tuple[list[str], list[str]]:
+    """(Supported, Require) tags a far leg gets from the caller's INVITE: precondition/timer as the caller
+    put them, 100rel offered (never required) when the caller supports it."""
+    h = req.headers
+    if "supported" not in h and "require" not in h:
+        return [], []
+    supported, required = req.supported, req.require
+    offered = [t for t in ("100rel", *PASSED_OPTIONS) if t in supported or t in required]
+    return offered, [t for t in PASSED_OPTIONS if t in required]
+
+
+def outgoing_options(customer_invite: SipRequest) -> list[str]:
+    """Supported tags of the outgoing leg (flow C): 100rel always (the AS PRACKs, RFC 3262), precondition
+    when the customer's UE supports it (its answer to the destination's offer is the customer's own)."""
+    h = customer_invite.headers
+    if ("supported" in h or "require" in h) and (
+            "precondition" in customer_invite.supported or "precondition" in customer_invite.require):
+        return ["100rel", "precondition"]
+    return ["100rel"]
+
+
+def session_timer_headers(req: SipRequest) -> list[tuple[str, str]]:
+    """Session-Expires/Min-SE of the caller's INVITE for a leg that passes ``timer`` through (RFC 4028)."""
+    return [(name, v) for name in SESSION_TIMER_HEADERS for v in req.headers.get_raw(name)]
+
 
 def new_call_id(host: str) -> str:
-    return f"{secrets.token_hex(12)}@{host}"
+    return f"{random_hex(12)}@{host}"
 
 
 def new_icid(host: str) -> str:
     """A globally unique IMS Charging Identifier (TS 32.260 §5.2.1.1, RFC 7315 §4.6)."""
-    return base64.b64encode(secrets.token_bytes(15)).decode() + "@" + host
+    return base64.b64encode(random_bytes(15)).decode() + "@" + host
 
 
 def routed_charging_vector(received: PChargingVector | None, domain: str) -> PChargingVector:
@@ -51,7 +93,8 @@ def fresh_charging_vector(domain: str) -> PChargingVector:
 def _build(ruri: SipURI, *, from_: NameAddr, to: NameAddr, contact: SipURI, call_id: str,
            route: Sequence[NameAddr], pai: NameAddr | None, pcv: PChargingVector | None,
            history: Sequence[HistoryInfoEntry], diversion: Sequence[Diversion], body: bytes,
-           content_type: str | None, extra: Sequence[tuple[str, str]] = ()) -> SipRequest:
+           content_type: str | None, extra: Sequence[tuple[str, str]] = (),
+           supported: Sequence[str] = (), require: Sequence[str] = ()) -> SipRequest:
     h = Headers()
     h.set("max-forwards", "70")
     if route:
@@ -70,7 +113,9 @@ def _build(ruri: SipURI, *, from_: NameAddr, to: NameAddr, contact: SipURI, call
     if diversion:
         h.set("diversion", ", ".join(str(d) for d in diversion))
     h.set("allow", ALLOW)
-    h.set("supported", "replaces, histinfo")
+    h.set("supported", ", ".join([*supported, "replaces", "histinfo"]))
+    if require:
+        h.set("require", ", ".join(require))
     h.set("user-agent", USER_AGENT)
     for name, value in extra:
         h.add(name, value)
@@ -82,8 +127,11 @@ def _build(ruri: SipURI, *, from_: NameAddr, to: NameAddr, contact: SipURI, call
 def forward_invite(*, target: SipURI, did: str, caller_from: NameAddr, caller_pai: NameAddr | None,
                    present_did: bool, return_route: Sequence[NameAddr], contact: SipURI, call_id: str,
                    pcv: PChargingVector | None, history: Sequence[HistoryInfoEntry],
-                   diversion: Sequence[Diversion], body: bytes, content_type: str | None) -> SipRequest:
-    """The INVITE towards a follow-me target through the S-CSCF (flow A.4)."""
+                   diversion: Sequence[Diversion], body: bytes, content_type: str | None,
+                   supported: Sequence[str] = (), require: Sequence[str] = (),
+                   extra: Sequence[tuple[str, str]] = ()) -> SipRequest:
+    """The INVITE towards a follow-me target through the S-CSCF (flow A.4); ``supported``/``require``/
+    ``extra`` carry the extensions passed through from the caller (:func:`passed_options`)."""
     did_uri = SipURI.parse(tel_uri(did))
     if present_did:
         from_ = NameAddr(did_uri, None, {"tag": new_tag()})
@@ -93,7 +141,7 @@ def forward_invite(*, target: SipURI, did: str, caller_from: NameAddr, caller_pa
         pai = caller_pai
     return _build(target, from_=from_, to=NameAddr(target.copy()), contact=contact, call_id=call_id,
                   route=return_route, pai=pai, pcv=pcv, history=history, diversion=diversion, body=body,
-                  content_type=content_type)
+                  content_type=content_type, extra=extra, supported=supported, require=require)
 
 
 def media_uri(media: SipURI, service: str, mailbox: str, network_auth: bool = False) -> SipURI:
@@ -115,7 +163,8 @@ def voicemail_invite(*, ruri: SipURI, caller_from: NameAddr, caller_pai: NameAdd
 
 
 def outgoing_invite(*, destination: SipURI, did: str, scscf: SipURI, contact: SipURI, call_id: str,
-                    domain: str, body: bytes = b"", content_type: str | None = None) -> SipRequest:
+                    domain: str, body: bytes = b"", content_type: str | None = None,
+                    supported: Sequence[str] = ()) -> SipRequest:
     """The INVITE the AS originates for the DID (flow C.4), with ``orig`` on the S-CSCF Route."""
     route_uri = scscf.copy()
     route_uri.params["lr"] = None
@@ -125,4 +174,4 @@ def outgoing_invite(*, destination: SipURI, did: str, scscf: SipURI, contact: Si
                   to=NameAddr(destination.copy()), contact=contact, call_id=call_id,
                   route=[NameAddr(route_uri)], pai=NameAddr(did_uri.copy()),
                   pcv=fresh_charging_vector(domain), history=(), diversion=(), body=body,
-                  content_type=content_type)
+                  content_type=content_type, supported=supported)

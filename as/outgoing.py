@@ -31,6 +31,7 @@ from secondnum.sip import (
     uri_destination,
 )
 from secondnum.sip.message import REASON_PHRASES
+from secondnum.sip.reliable import Verdict, is_reliable
 
 log = get_logger(__name__)
 
@@ -94,7 +95,8 @@ async def _outgoing(call: Call, media: Side, target: SipURI) -> None:
         return
     req = legs.outgoing_invite(destination=destination, did=call.record.did, scscf=server.scscf_uri,
                                contact=server.ep.local_contact(transport=server.scscf_transport),
-                               call_id=legs.new_call_id(server.host), domain=server.settings.domain)
+                               call_id=legs.new_call_id(server.host), domain=server.settings.domain,
+                               supported=legs.outgoing_options(call.invite))
     record.call_id = req.call_id
     dest, transport = uri_destination(server.scscf_uri, server.scscf_transport)
     handle = server.ep.request(req, dest, transport)
@@ -106,33 +108,53 @@ async def _outgoing(call: Call, media: Side, target: SipURI) -> None:
         await close_charging(session)
         raise
     record.status = final.status
+    early = call.early
+    bridged = early.bridged if early is not None else None
+    if bridged is not None and early is not None and (
+            not final.is_success or bridged.side.dialog.remote_tag != (final.to.tag or "")):
+        early.bridged = None
+        await _back_to_menu(call, media)  # the customer heard the far end's early media: re-point it
+        bridged = None
     if not final.is_success:
+        if early is not None:
+            early.leg_ended(req.call_id)
         await close_charging(session)
         await _notify(media, _sipfrag(final.status, final.reason_phrase), final=True)
         return
-    dialog = Dialog.from_uac(req, final, server.ep.local_contact(transport=transport))
-    c = Side(server.ep, dialog, transport, Role.OUTGOING, record=record, ro=session)
+    adopted = early.adopt_far(req.call_id, final) if early is not None else None
+    if adopted is not None:  # the early dialog of a reliable 18x: its CSeq and SDP origin go on
+        adopted.dialog.on_response(req, final)
+        adopted.record, adopted.ro = record, session
+        c = adopted
+    else:
+        dialog = Dialog.from_uac(req, final, server.ep.local_contact(transport=transport))
+        c = Side(server.ep, dialog, transport, Role.OUTGOING, record=record, ro=session)
     if session is not None:
         record.ro_session_id = session.session_id
     a = call.a
-    if a is None or not a.alive or not final.body:
+    if bridged is not None and early is not None and a is not None and a.alive:
+        # Offer/answer was completed by the reliable 18x and our PRACK (RFC 3262 §5): nothing to re-INVITE.
+        early.bridged = None
+        c.ack(req)
+    elif a is None or not a.alive or not final.body:
         c.ack(req)
         await c.bye('SIP;cause=488;text="No offer"' if not final.body else None)
         await close_charging(session)
         await _notify(media, _sipfrag(488 if not final.body else 487), final=True)
         return
-    # RFC 3725 §4.2: the destination's offer goes to the customer in a re-INVITE, the answer in our ACK.
-    async with call.relay_lock:
-        reinvite, resp = await a.request("INVITE", a.sdp(final.body, final.content_type), "application/sdp",
-                                         [("Allow", server.allow)])
-        if not resp.is_success or not resp.body:
-            c.ack(req)
-            await c.bye('SIP;cause=488;text="Customer refused the media"')
-            await close_charging(session)
-            await _notify(media, _sipfrag(resp.status if not resp.is_success else 488), final=True)
-            return
-        a.ack(reinvite)
-        c.ack(req, c.sdp(resp.body, resp.content_type), resp.content_type)
+    else:
+        # RFC 3725 §4.2: the destination's offer goes to the customer in a re-INVITE, the answer in our ACK.
+        async with call.relay_lock:
+            reinvite, resp = await a.request("INVITE", a.sdp(final.body, final.content_type),
+                                             "application/sdp", [("Allow", server.allow)])
+            if not resp.is_success or not resp.body:
+                c.ack(req)
+                await c.bye('SIP;cause=488;text="Customer refused the media"')
+                await close_charging(session)
+                await _notify(media, _sipfrag(resp.status if not resp.is_success else 488), final=True)
+                return
+            a.ack(reinvite)
+            c.ack(req, c.sdp(resp.body, resp.content_type), resp.content_type)
     record.answer_at = call.now()
     call.b = c
     call.attach(c)
@@ -152,6 +174,8 @@ async def _outgoing(call: Call, media: Side, target: SipURI) -> None:
 async def _await_outgoing(call: Call, media: Side, handle: ClientTransactionHandle) -> SipResponse:
     ringing = False
     async for prov in handle.provisionals():
+        if is_reliable(prov) and await _reliable_1xx(call, handle, prov) is Verdict.IGNORE:
+            continue
         if prov.status in (180, 183) and not ringing:
             ringing = True
             await _notify(media, _sipfrag(prov.status, prov.reason_phrase), final=False)
@@ -159,3 +183,46 @@ async def _await_outgoing(call: Call, media: Side, handle: ClientTransactionHand
         return await handle.final_response()
     except SipError:
         return handle.request.create_response(408)
+
+
+async def _reliable_1xx(call: Call, handle: ClientTransactionHandle, prov: SipResponse) -> Verdict:
+    """PRACK a reliable 18x of the outgoing leg (RFC 3262 §4).
+
+    The INVITE carried no offer, so a reliable 18x with SDP carries the destination's offer and our PRACK
+    must carry the answer (RFC 3262 §5): the customer gets the offer in a re-INVITE (third-party call
+    control, RFC 3725 §4.2, as for the 200) and hears the destination's early media; its answer goes in
+    the PRACK. Later 18x with SDP of other early dialogs are PRACKed without one."""
+    early = call.early_dialogs()
+    verdict, rack, far = early.far_reliable(handle.request, handle.transport, Role.OUTGOING, prov)
+    if far is None or rack is None:
+        return verdict
+    body, content_type = b"", None
+    a = call.a
+    if prov.body and early.bridged is None and a is not None and a.alive:
+        async with call.relay_lock:
+            reinvite, resp = await a.request("INVITE", a.sdp(prov.body, prov.content_type), prov.content_type,
+                                             [("Allow", call.server.allow)])
+            if resp.is_success:
+                a.ack(reinvite)
+            if resp.is_success and resp.body:
+                early.bridged = far
+                body, content_type = far.side.sdp(resp.body, resp.content_type), resp.content_type
+        log.info("outgoing_early_media", call_id=call.invite.call_id, leg_call_id=handle.request.call_id,
+                 status=resp.status)
+    await early.prack(far, rack, body, content_type)
+    return verdict
+
+
+async def _back_to_menu(call: Call, media: Side) -> None:
+    """After the destination's early media, put the customer back on the menu's media (re-INVITE with the
+    description media answered with; media keeps its view of the customer, whose address did not change)."""
+    a = call.a
+    if a is None or not a.alive or media.remote_sdp is None:
+        return
+    body, content_type = media.remote_sdp
+    async with call.relay_lock:
+        with contextlib.suppress(SipError):
+            reinvite, resp = await a.request("INVITE", a.sdp(body, content_type), content_type,
+                                             [("Allow", call.server.allow)])
+            if resp.is_success:
+                a.ack(reinvite)

@@ -99,10 +99,19 @@ async def connect(call: Call, leg: OutLeg, role: Role, session: RoSession | None
     final = leg.final
     assert final is not None and final.is_success
     transport = leg.handle.transport
-    dialog = Dialog.from_uac(leg.request, final, call.server.ep.local_contact(transport=transport))
-    b = Side(call.server.ep, dialog, transport, role, record=leg.record, ro=session)
+    early = call.early.adopt_far(leg.request.call_id, final) if call.early is not None else None
+    if early is not None:
+        # The early dialog of a reliable 18x (RFC 3262): same dialog, its CSeq and SDP origin go on.
+        early.dialog.on_response(leg.request, final)
+        early.record, early.ro = leg.record, session
+        b = early
+    else:
+        dialog = Dialog.from_uac(leg.request, final, call.server.ep.local_contact(transport=transport))
+        b = Side(call.server.ep, dialog, transport, role, record=leg.record, ro=session)
     call.b = b
     call.attach(b)
+    if final.body:
+        b.remote_sdp = (final.body, final.content_type)
     leg.record.answer_at = call.now()
     if session is not None:
         leg.record.ro_session_id = session.session_id
@@ -113,7 +122,7 @@ async def connect(call: Call, leg: OutLeg, role: Role, session: RoSession | None
     if call.inc.cancelled.is_set() or call.inc.final_sent:
         call.release("caller-cancel", 'SIP;cause=487;text="Caller cancelled"')
         return False
-    if not await call.answer_caller(final):
+    if not await call.answer_caller(final, leg.request.call_id):
         return False
     if not offer_in_invite:
         ack = await call.inc.wait_ack()

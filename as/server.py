@@ -140,6 +140,13 @@ class AppServer:
 
     async def _initial_invite(self, inc: IncomingRequest) -> None:
         source = inc.source[0]
+        unsupported = legs.unsupported_options(inc.request)
+        if unsupported:
+            # RFC 3261 §8.2.2.3: an extension we cannot serve is refused before anything else happens.
+            REJECTS.labels("bad_extension").inc()
+            log.info("invite_bad_extension", call_id=inc.request.call_id, unsupported=",".join(unsupported))
+            inc.respond(420, headers=[("Unsupported", ", ".join(unsupported))])
+            return
         try:
             isc = classify(inc.request, source, self.trusted, self._own)
         except IscRejectedError as exc:

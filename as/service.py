@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 
 from aiohttp import web
 from mongoengine.connection import ConnectionFailure, get_db
@@ -21,7 +20,7 @@ from appserver.settings import AsSettings
 from charging.client import RoClient
 from charging.settings import RoClientSettings
 from hss_adapter.cache import ProfileCache
-from secondnum import http
+from secondnum import gctune, http
 from secondnum.diameter.peer import PeerState
 from secondnum.log import get_logger
 from secondnum.mongo import connect, ping
@@ -66,7 +65,7 @@ class AsService:
         api.add_routes(self.app)
         self.runner = await http.serve(self.app, self.settings.http_host, self.settings.http_port)
         self.http_port = http.bound_port(self.runner)
-        _freeze_startup_heap()
+        gctune.tune()  # after start-up: the heap so far is frozen (secondnum/gctune.py)
 
     async def _recover(self) -> None:
         assert self.ro is not None
@@ -113,15 +112,6 @@ class AsService:
             Endpoint("as", "SIP ISC (UDP+TCP)", f"{s.sip_host}:{port}"),
             Endpoint("as", "CDR API / health", f"http://{s.http_host}:{self.http_port}/api/v1/cdrs"),
         ]
-
-
-def _freeze_startup_heap() -> None:
-    """Move everything allocated so far (modules, codec dictionaries, clients, the profile cache) to the
-    collector's permanent generation: full collections then scan only what calls allocate since. Per-call
-    objects are freed by reference counting; without this each gen-2 pass also walks the whole start-up
-    heap, and py-spy showed those pauses charged to random allocation sites on the call path."""
-    gc.collect()
-    gc.freeze()
 
 
 def _ensure_connected(uri: str, database: str) -> None:

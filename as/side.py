@@ -39,7 +39,7 @@ class Role(enum.StrEnum):
 class Side:
     """A confirmed dialog of the call and what the AS knows about that party."""
 
-    __slots__ = ("dialog", "ep", "origin", "record", "ro", "role", "transport")
+    __slots__ = ("dialog", "ep", "origin", "record", "remote_sdp", "ro", "role", "transport")
 
     def __init__(self, ep: SipEndpoint, dialog: Dialog, transport: str, role: Role, *,
                  record: LegRecord | None = None, ro: RoSession | None = None) -> None:
@@ -50,6 +50,9 @@ class Side:
         self.record = record
         self.ro = ro
         self.origin = OriginKeeper()
+        # The session description this party answered with (body, Content-Type), when the AS needs it later
+        # (flow C puts the customer back on the menu's media after failed early media).
+        self.remote_sdp: tuple[bytes, str | None] | None = None
 
     @property
     def alive(self) -> bool:

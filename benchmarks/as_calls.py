@@ -16,7 +16,8 @@ the call to the same UAS with no charging, no profile lookup and no CDR. Target:
 Each step runs SIPp at a fixed rate for ``STEP_SECONDS``; a step passes with 0 failed calls. Printed per
 step: calls, failures, setup delay p50/p99 (caller INVITE -> 200, which is what the B2BUA adds since the
 far end answers at once), the B2BUA process's CPU (user+sys over wall time) and peak RSS. Memory per
-concurrent call: before the ramp, 500 calls are held at once (100/s, 8 s hold); (peak RSS - RSS before) / 500.
+concurrent call: before the ramp, ``--held`` calls (default 500, the issue asks for 5,000) are held at once;
+(peak RSS - RSS before) / held, with the held phase's failures and set-up delays printed.
 """
 
 from __future__ import annotations
@@ -258,6 +259,7 @@ async def run_step(
     hold_ms: int = HOLD_MS,
 ) -> dict[str, float]:
     calls = calls or rate * STEP_SECONDS
+    run_timeout = max(30, int(calls / rate + hold_ms / 1000 + 30))
     port = free_port()
     cmd = [
         "sipp",
@@ -286,11 +288,11 @@ async def run_step(
         "-rtt_freq",
         "1",
         "-timeout",
-        "30",
+        str(run_timeout),
         "-timeout_error",
         "-nostdin",
         "-max_socket",
-        "5000",
+        str(max(5000, 2 * calls)),
     ]
     cpu0, t0 = proc_cpu_seconds(pid), time.monotonic()
     with RssSampler(pid) as rss:
@@ -325,6 +327,7 @@ class System:
     pid: int
     rss_idle: float = 0.0
     kb_per_held_call: float = 0.0
+    held: tuple[int, int, int] = (0, 0, 0)  # calls held at once: asked, ok, failed
     active: bool = True
     results: list[dict[str, float]] = dataclasses.field(default_factory=list)
 
@@ -333,21 +336,29 @@ def healthy(r: dict[str, float]) -> bool:
     return not r["failed"] and r["ok"] >= r["calls"] and r["p99"] <= HEALTHY_P99_MS
 
 
-async def ramp(systems: list[System], workdir: Path, rates: list[int]) -> None:
-    """Each rate is run against every still-active system in turn, so both see the same machine load."""
+async def ramp(systems: list[System], workdir: Path, rates: list[int], held: int) -> None:
+    """Each rate is run against every still-active system in turn, so both see the same machine load.
+
+    First, ``held`` calls are set up and held at once (at 100 calls/s up to 500 calls, 200 calls/s beyond,
+    each held until the last one is up plus 4 s) for the memory per concurrent call.
+    """
     caller_xml = workdir / "bench_caller.xml"
     dids_csv = workdir / "dids.csv"
     for system in systems:  # warm-up (imports, caches, peers), then the memory of held calls
         await run_step(workdir, caller_xml, dids_csv, system.port, 5, system.pid)
         system.rss_idle = proc_rss_mb(system.pid)
-        r = await run_step(workdir, caller_xml, dids_csv, system.port, 100, system.pid, MEMORY_CALLS, 8000)
-        system.kb_per_held_call = 1024 * (r["rss_peak"] - system.rss_idle) / MEMORY_CALLS
+        held_rate = 100 if held <= MEMORY_CALLS else 200
+        hold_ms = int(1000 * held / held_rate) + 4000
+        r = await run_step(workdir, caller_xml, dids_csv, system.port, held_rate, system.pid, held, hold_ms)
+        system.kb_per_held_call = 1024 * (r["rss_peak"] - system.rss_idle) / held
         print(
-            f"{system.name:6} memory: {MEMORY_CALLS} calls held at once: RSS {system.rss_idle:.0f} -> "
-            f"{r['rss_peak']:.0f} MB = {system.kb_per_held_call:.1f} kB per concurrent call "
-            f"(failed={int(r['failed'])})",
+            f"{system.name:6} memory: {held} calls held at once ({held_rate}/s, {hold_ms / 1000:.0f} s): "
+            f"RSS {system.rss_idle:.0f} -> {r['rss_peak']:.0f} MB = {system.kb_per_held_call:.1f} kB per "
+            f"concurrent call; ok={int(r['ok'])} failed={int(r['failed'])}, set-up p50/p99 "
+            f"{r['p50']:.0f}/{r['p99']:.0f} ms, CPU {r['cpu']:.0f}%",
             flush=True,
         )
+        system.held = (held, int(r["ok"]), int(r["failed"]))
         await asyncio.sleep(3.0)
     start = time.monotonic()
     for rate in rates:
@@ -513,6 +524,8 @@ def report(systems: list[System]) -> None:
                 f"setup p50 {b['p50']:.1f} ms, p99 {b['p99']:.1f} ms; CPU {b['cpu']:.0f}% "
                 f"({b['cpu_ms_per_call']:.2f} ms/call); {system.kb_per_held_call:.1f} kB per concurrent call"
             )
+        asked, ok, failed = system.held
+        print(f"{system.name:6} held at once: {ok} of {asked} calls up together, {failed} failed")
     by_name = {s.name: s for s in systems}
     if "as" in by_name and "sippy" in by_name:
         for strict in (False, True):
@@ -534,6 +547,10 @@ async def main() -> None:
     parser.add_argument("--profile", action="store_true", help="run the AS under cProfile, print the top 30")
     parser.add_argument(
         "--rates", default=None, help="comma-separated call rates instead of the default ramp"
+    )
+    parser.add_argument(
+        "--held", type=int, default=MEMORY_CALLS,
+        help=f"calls held at once for the memory figure (default {MEMORY_CALLS}; 5000 for the issue's hold)",
     )
     parser.add_argument("--serve-ocs", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -557,12 +574,14 @@ async def main() -> None:
     mongo = EmbeddedMongo(":memory:")
     target_cmd = ["sipp", "-sf", str(workdir / "bench_target.xml"), "-i", "127.0.0.1", "-p", str(target_port)]
     try:
-        children.append(await spawn([*target_cmd, "-nostdin", "-max_socket", "5000"], workdir / "target.log"))
+        max_socket = str(max(5000, 2 * args.held))
+        target_log = workdir / "target.log"
+        children.append(await spawn([*target_cmd, "-nostdin", "-max_socket", max_socket], target_log))
         if args.only in (None, "as"):
             systems.append(await start_as(workdir, args, target_port, children, mongo))
         if args.only in (None, "sippy"):
             systems.append(await start_sippy(workdir, target_port, children))
-        await ramp(systems, workdir, rates)
+        await ramp(systems, workdir, rates, args.held)
     finally:
         for child in children:
             if child.returncode is None:

@@ -4,6 +4,11 @@
 CCR-I/U/T, re-requests ahead of quota exhaustion, Validity-Time, Final-Unit-Indication,
 failure handling (CCFH, RFC 4006 §5.7: alternate server on Tx expiry or 3002/3004), RAR (§5.5 of
 RFC 4006 via RFC 6733 §8.3) and ASR (RFC 6733 §8.5), and crash recovery from MongoDB.
+
+An unanswered CCR-T is not dropped: the same CCR-T (Session-Id, CC-Request-Number, units, End-to-End
+id) goes to an alternate peer with the T flag at once, then is retried in the background with capped
+exponential backoff for `termination_retry_seconds` (RFC 4006 §5.7, RFC 6733 §5.5.4); the call does
+not wait for the retries, and the open-session record keeps the CCR-T for a restarted client.
 """
 
 from __future__ import annotations
@@ -15,12 +20,13 @@ import inspect
 import itertools
 import math
 import os
+import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from diameter.message import Message
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from charging import store
 from charging.messages import ChargingRequest, RoleOfNode, parse_cca
@@ -28,6 +34,7 @@ from charging.session import CcState, CreditControlSession, TimerAction, Verdict
 from charging.settings import RoClientSettings
 from secondnum.diameter import DiameterNode, NoRouteError, PeerInfo, RequestTimeout, codec
 from secondnum.diameter import constants as dc
+from secondnum.diameter.peer import PeerState
 from secondnum.log import get_logger
 
 __all__ = ["ChargingRefused", "ChargingRequest", "RoClient", "RoSession", "RoleOfNode"]
@@ -36,6 +43,18 @@ log = get_logger(__name__)
 
 RO_CCR = Counter("secondnum_ro_ccr_total", "CCRs sent by the Ro client", ["type", "result"])
 _TYPE_NAME = {1: "initial", 2: "update", 3: "termination", 4: "event"}
+RO_T_PENDING = Gauge(
+    "secondnum_ro_terminations_pending", "CCR-Ts not answered yet and being retried (RFC 4006 §5.7)"
+)
+RO_T_RETRIES = Counter(
+    "secondnum_ro_termination_retries_total", "Background CCR-T retries by outcome", ["result"]
+)
+RO_T_ABANDONED = Counter(
+    "secondnum_ro_terminations_abandoned_total", "CCR-Ts given up after termination_retry_seconds"
+)
+# A CCR-T answered with these was not processed: send it again (3002/3004 RFC 6733 §7.1.3; 5012 is what
+# a Diameter node answers when its handler failed, e.g. the OCS's database is down).
+_RETRY_T_RESULTS = frozenset({dc.UNABLE_TO_DELIVER, dc.TOO_BUSY, dc.UNABLE_TO_COMPLY})
 
 ReleaseCallback = Callable[["RoSession", str], "Awaitable[None] | None"]
 
@@ -152,6 +171,7 @@ class RoClient:
         self._ids = itertools.count(1)
         self._boot = int(time.time())
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.retrying: dict[str, asyncio.Task[None]] = {}  # session id -> CCR-T retry task
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -190,6 +210,13 @@ class RoClient:
                 await asyncio.wait_for(
                     asyncio.gather(*closing, return_exceptions=True), 2 * self.settings.tx_seconds + 1
                 )
+        if self.retrying:
+            # Their records stay "terminating": the next start's recover_open_sessions() sends them.
+            log.warning("ro_terminations_left_pending", count=len(self.retrying), persisted=self.persist)
+            retries = list(self.retrying.values())
+            for t in retries:
+                t.cancel()
+            await asyncio.gather(*retries, return_exceptions=True)
         await self.writer.close()
         if self._own_node:
             await self.node.stop()
@@ -253,14 +280,22 @@ class RoClient:
 
     # ------------------------------------------------------------------ transactions
 
-    async def _transact(self, s: RoSession, msg: Message) -> Any:
-        """One CCR with RFC 4006 §5.7 failover; returns a parsed CCA or None (no usable answer)."""
+    async def _transact(
+        self, s: RoSession, msg: Message, *, terminating: bool = False, retransmit: bool = False
+    ) -> Any:
+        """One CCR with RFC 4006 §5.7 failover; returns a parsed CCA or None (no usable answer).
+
+        `terminating`: a CCR-T goes to an alternate peer on Tx expiry whatever the CCFH (the service is
+        over; only the report is at stake). `retransmit`: the first send is already a possible duplicate.
+        """
         core = s.core
         rtype = _TYPE_NAME.get(codec.value(msg.avps, dc.AVP_CC_REQUEST_TYPE) or 0, "other")
         avoid: set[str] = set()
-        retransmit = False
         host = core.server_host
         for _attempt in range(3):
+            if host is not None and not self._peer_open(host):
+                host = None  # the session's server is down: any peer of the realm (§5.7 alternate)
+            _set_destination_host(msg, host)
             try:
                 ans = await self.node.send_request(
                     msg,
@@ -277,7 +312,7 @@ class RoClient:
             except RequestTimeout as e:
                 log.warning("ro_tx_expired", session=core.session_id, peer=e.peer_host or "")
                 RO_CCR.labels(rtype, "timeout").inc()
-                if core.ccfh == dc.CCFH_TERMINATE:
+                if core.ccfh == dc.CCFH_TERMINATE and not terminating:
                     return None
                 avoid.add(e.peer_host or "")
             else:
@@ -289,6 +324,9 @@ class RoClient:
                 avoid.add(cca.origin_host or "")
             retransmit, host = True, None
         return None
+
+    def _peer_open(self, host: str) -> bool:
+        return any(p.host == host and p.state == PeerState.OPEN.value for p in self.node.peers())
 
     def _answered(self, s: RoSession) -> None:
         s.core.answered(self.loop.time())
@@ -330,18 +368,114 @@ class RoClient:
                 s.timer.cancel()
                 s.timer = None
             if core.state in (CcState.CLOSED, CcState.PENDING_T, CcState.IDLE):
-                self._forget(s)
+                if s.session_id not in self.retrying:  # a CCR-T being retried keeps its record
+                    self._forget(s)
                 return
-            msg = core.termination(self.loop.time(), used_seconds)
-            cca = await self._transact(s, msg)
-            core.state = CcState.CLOSED
-            if cca is None:
-                log.warning("ro_termination_unanswered", session=core.session_id, used=core.total_used)
-            self._forget(s)
+            before = core.total_used
+            cause = dc.TERMINATION_CAUSE_LOGOUT
+            msg = core.termination(self.loop.time(), used_seconds, cause)
+            msg.header.end_to_end_identifier = self.node.ids.end_to_end()  # recorded: kept on resends
+            if s.doc is not None:
+                # Coalesces with the delete below when the CCA comes within the writer's linger.
+                store.mark_terminating(
+                    s.doc,
+                    request_number=core.request_number,
+                    used=core.total_used - before,
+                    cause=cause,
+                    end_to_end=msg.header.end_to_end_identifier,
+                )
+                self.writer.put(s.doc)
+            await self._close(s, msg, since=time.time())
 
-    def _forget(self, s: RoSession) -> None:
-        self.sessions.pop(s.session_id, None)
+    async def _close(self, s: RoSession, msg: Message, *, since: float, retransmit: bool = False) -> bool:
+        """Send a CCR-T (alternate peer on failure); if unanswered, retry it in the background.
+
+        Returns True when answered. `since`: wall-clock time of the first attempt (bounds the retries).
+        """
+        cca = await self._transact(s, msg, terminating=True, retransmit=retransmit)
+        if _delivered(cca):
+            s.core.state = CcState.CLOSED
+            self._forget(s)
+            return True
+        remaining = self.settings.termination_retry_seconds - (time.time() - since)
+        result = None if cca is None else cca.result_code
+        if remaining <= 0:
+            self._abandon(s, since)
+            return False
+        log.warning(
+            "ro_termination_pending",
+            session=s.session_id,
+            used=s.core.total_used,
+            result=result,
+            retry_for=round(remaining),
+        )
+        self._forget(s, keep_record=True)
         if s.doc is not None:
+            self.writer.put(s.doc, urgent=True)  # the units must survive a crash from now on
+        RO_T_PENDING.inc()
+        task = self.loop.create_task(self._retry_termination(s, msg, since, remaining))
+        self.retrying[s.session_id] = task
+        return False
+
+    async def _retry_termination(self, s: RoSession, msg: Message, since: float, remaining: float) -> None:
+        """Resend the same CCR-T (T flag, same End-to-End id) with capped exponential backoff."""
+        cfg = self.settings
+        deadline = self.loop.time() + remaining
+        delay = cfg.termination_retry_initial_seconds
+        attempts = 0
+        try:
+            while True:
+                left = deadline - self.loop.time()
+                if left <= 0:
+                    self._abandon(s, since)
+                    return
+                # Jitter: after an OCS outage, many pending CCR-Ts must not all arrive in one burst.
+                await asyncio.sleep(min(delay * random.uniform(0.5, 1.0), left))
+                attempts += 1
+                async with s.lock:
+                    cca = await self._transact(s, msg, terminating=True, retransmit=True)
+                if _delivered(cca):
+                    RO_T_RETRIES.labels("delivered").inc()
+                    log.info(
+                        "ro_termination_delivered",
+                        session=s.session_id,
+                        attempts=attempts,
+                        after=round(time.time() - since, 1),
+                        result=cca.result_code,
+                    )
+                    s.core.state = CcState.CLOSED
+                    self._forget(s)
+                    return
+                RO_T_RETRIES.labels("unanswered").inc()
+                delay = min(delay * 2, cfg.termination_retry_max_interval_seconds)
+                log.info(
+                    "ro_termination_retry_failed",
+                    session=s.session_id,
+                    attempts=attempts,
+                    result=None if cca is None else cca.result_code,
+                    next_in=round(delay, 1),
+                )
+        finally:
+            self.retrying.pop(s.session_id, None)
+            RO_T_PENDING.dec()
+
+    def _abandon(self, s: RoSession, since: float) -> None:
+        RO_T_ABANDONED.inc()
+        log.error(
+            "ro_termination_abandoned",
+            session=s.session_id,
+            used=s.core.total_used,
+            after=round(time.time() - since),
+        )
+        s.core.state = CcState.CLOSED
+        self._forget(s)
+
+    def _forget(self, s: RoSession, keep_record: bool = False) -> None:
+        self.sessions.pop(s.session_id, None)
+        # The callback is usually a bound method of the call that holds this session: dropping it breaks
+        # the reference cycle so the whole call is freed by reference counting, not left to the collector.
+        s.on_release = None
+        if s.doc is not None and not keep_record:
             s.doc = None
             self.writer.delete(s.session_id)
 
@@ -419,12 +553,20 @@ class RoClient:
     async def recover_open_sessions(self) -> int:
         """Close sessions left open by a previous run of this AS (same Origin-Host) with CCR-T.
 
-        Used units: from the answer time to the last checkpoint, minus what was already reported.
+        A session whose CCR-T was pending gets that very CCR-T again (recorded CC-Request-Number, units,
+        cause and End-to-End id, T flag). Otherwise used units: from the answer time to the last
+        checkpoint, minus what was already reported. Unanswered ones are retried in the background like
+        any CCR-T; returns how many were closed now.
         """
         docs = await asyncio.to_thread(store.open_sessions, self.settings.origin_host)
         closed = 0
         for doc in docs:
-            if doc.session_id in self.sessions:
+            if doc.session_id in self.sessions or doc.session_id in self.retrying:
+                continue
+            if self.persist:
+                self.writer.adopt(doc.session_id)
+            if doc.state == store.TERMINATING:
+                closed += await self._recover_termination(doc)
                 continue
             used_total = 0
             if doc.answered_at is not None:
@@ -443,18 +585,70 @@ class RoClient:
                 ccfh=dc.CCFH_RETRY_AND_TERMINATE,
             )
             s = RoSession(self, core, None)
-            msg = core.termination(self.loop.time(), used_total, cause=dc.TERMINATION_CAUSE_ADMINISTRATIVE)
-            cca = await self._transact(s, msg)
-            log.info(
-                "ro_recovered_session",
-                session=doc.session_id,
-                used=used_total,
-                result=cca.result_code if cca else None,
-            )
-            if cca is not None:
+            cause = dc.TERMINATION_CAUSE_ADMINISTRATIVE
+            before = core.total_used
+            msg = core.termination(self.loop.time(), used_total, cause=cause)
+            msg.header.end_to_end_identifier = self.node.ids.end_to_end()
+            if self.persist:
+                s.doc = store.as_record(doc)
+                store.mark_terminating(
+                    s.doc,
+                    request_number=core.request_number,
+                    used=core.total_used - before,
+                    cause=cause,
+                    end_to_end=msg.header.end_to_end_identifier,
+                )
+                self.writer.put(s.doc)
+            ok = await self._close(s, msg, since=time.time())
+            if ok and not self.persist:
                 await asyncio.to_thread(store.delete, doc.session_id)
-                closed += 1
+            log.info("ro_recovered_session", session=doc.session_id, used=used_total, closed=ok)
+            closed += ok
         return closed
+
+    async def _recover_termination(self, doc: store.OpenRoSession) -> int:
+        core = CreditControlSession(
+            doc.session_id,
+            ChargingRequest(
+                doc.subscription_e164, RoleOfNode(doc.role_of_node), doc.calling, doc.called, doc.icid
+            ),
+            state=CcState.PENDING_T,
+            request_number=doc.request_number,
+            server_host=doc.server_host,
+            total_used=doc.reported_seconds + doc.t_used,
+            ccfh=dc.CCFH_RETRY_AND_TERMINATE,
+        )
+        s = RoSession(self, core, None)
+        cause = doc.termination_cause or dc.TERMINATION_CAUSE_ADMINISTRATIVE
+        msg = core.recorded_termination(doc.t_used, cause)
+        msg.header.end_to_end_identifier = doc.end_to_end or self.node.ids.end_to_end()
+        if self.persist:
+            s.doc = store.as_record(doc)
+        since = _aware(doc.terminating_since or store.now_utc()).timestamp()
+        ok = await self._close(s, msg, since=since, retransmit=True)
+        if ok and not self.persist:
+            await asyncio.to_thread(store.delete, doc.session_id)
+        log.info(
+            "ro_recovered_termination",
+            session=doc.session_id,
+            used=doc.t_used,
+            request_number=doc.request_number,
+            closed=ok,
+        )
+        return int(ok)
+
+
+def _delivered(cca: Any) -> bool:
+    return cca is not None and cca.result_code not in _RETRY_T_RESULTS
+
+
+def _set_destination_host(msg: Message, host: str | None) -> None:
+    """Destination-Host names the server the request is for, or is absent (any server of the realm)."""
+    avps = [a for a in msg.avps if a.code != dc.AVP_DESTINATION_HOST]
+    if host is not None and codec.first(avps, dc.AVP_ORIGIN_HOST) is not None:
+        # Already sent once (Origin-* present): the node will not add it again.
+        avps.append(codec.avp(dc.AVP_DESTINATION_HOST, host.encode()))
+    msg.avps = avps
 
 
 def _aware(t: dt.datetime) -> dt.datetime:

@@ -51,6 +51,15 @@ class CcrFields:
     termination_cause: int | None = None
 
 
+# AVPs with the same value in every CCR, built once (python-diameter's Avp.new is the costly part of building
+# a CCR); the codec only ever reads them.
+_AUTH_APPLICATION_ID = codec.avp(dc.AVP_AUTH_APPLICATION_ID, dc.APP_RO)
+_SERVICE_CONTEXT_ID = codec.avp(dc.AVP_SERVICE_CONTEXT_ID, dc.RO_SERVICE_CONTEXT_ID)
+_SUBSCRIPTION_ID_TYPE_E164 = codec.avp(dc.AVP_SUBSCRIPTION_ID_TYPE, dc.SUBSCRIPTION_ID_E164)
+_MULTIPLE_SERVICES_SUPPORTED = codec.avp(dc.AVP_MULTIPLE_SERVICES_INDICATOR, 1)
+_NODE_FUNCTIONALITY_AS = codec.avp(dc.AVP_3GPP_NODE_FUNCTIONALITY, dc.NODE_FUNCTIONALITY_AS, V)
+
+
 def service_information(req: ChargingRequest) -> Avp:
     """Service-Information/IMS-Information (TS 32.299 §7.2.192, §7.2.77)."""
     ims: list[Avp] = [
@@ -60,7 +69,7 @@ def service_information(req: ChargingRequest) -> Avp:
             V,
         ),
         codec.avp(dc.AVP_3GPP_ROLE_OF_NODE, int(req.role_of_node), V),
-        codec.avp(dc.AVP_3GPP_NODE_FUNCTIONALITY, dc.NODE_FUNCTIONALITY_AS, V),
+        _NODE_FUNCTIONALITY_AS,
         codec.avp(dc.AVP_3GPP_CALLING_PARTY_ADDRESS, req.calling, V),
         codec.avp(dc.AVP_3GPP_CALLED_PARTY_ADDRESS, req.called, V),
     ]
@@ -84,21 +93,21 @@ def build_ccr(f: CcrFields, info: Avp | None, subscription_e164: str) -> Message
         mscc.append(codec.grouped(dc.AVP_USED_SERVICE_UNIT, [codec.avp(dc.AVP_CC_TIME, f.used_seconds)]))
     avps: list[Avp] = [
         codec.avp(dc.AVP_SESSION_ID, f.session_id),
-        codec.avp(dc.AVP_AUTH_APPLICATION_ID, dc.APP_RO),
-        codec.avp(dc.AVP_SERVICE_CONTEXT_ID, dc.RO_SERVICE_CONTEXT_ID),
+        _AUTH_APPLICATION_ID,
+        _SERVICE_CONTEXT_ID,
         codec.avp(dc.AVP_CC_REQUEST_TYPE, f.request_type),
         codec.avp(dc.AVP_CC_REQUEST_NUMBER, f.request_number),
         codec.grouped(
             dc.AVP_SUBSCRIPTION_ID,
             [
-                codec.avp(dc.AVP_SUBSCRIPTION_ID_TYPE, dc.SUBSCRIPTION_ID_E164),
+                _SUBSCRIPTION_ID_TYPE_E164,
                 codec.avp(dc.AVP_SUBSCRIPTION_ID_DATA, subscription_e164),
             ],
         ),
     ]
     if f.termination_cause is not None:
         avps.append(codec.avp(dc.AVP_TERMINATION_CAUSE, f.termination_cause))
-    avps.append(codec.avp(dc.AVP_MULTIPLE_SERVICES_INDICATOR, 1))  # MULTIPLE_SERVICES_SUPPORTED
+    avps.append(_MULTIPLE_SERVICES_SUPPORTED)
     if mscc:
         avps.append(codec.grouped(dc.AVP_MULTIPLE_SERVICES_CREDIT_CONTROL, mscc))
     if info is not None:

@@ -123,6 +123,15 @@ class CreditControlSession:
             self.total_used += used
         return self._ccr(dc.CC_REQUEST_TERMINATION, None, used, cause)
 
+    def recorded_termination(self, used: int, cause: int) -> Message:
+        """The CCR-T recorded before a restart, rebuilt as it was sent (RFC 4006 §5.7: a resend).
+
+        Same CC-Request-Number (`request_number` is that of the CCR-T), units and cause.
+        """
+        self.state = CcState.PENDING_T
+        self.request_number -= 1  # _ccr() numbers it again
+        return self._ccr(dc.CC_REQUEST_TERMINATION, None, used, cause)
+
     def answered(self, now: float) -> None:
         """The call was answered: used time starts, and so does the granted time."""
         if self.answered_at is None:

@@ -16,6 +16,12 @@ Durability window (longer only while the database is slow or failing; failed rou
   approximation as the ``checkpoint_seconds`` refresh of running calls);
 * the delete after the CCR-T lingers too; a crash before it makes the restarted AS send one more
   CCR-T for a session the OCS already closed (answered and then dropped), not a lost charge.
+
+A session whose CCR-T is being sent is marked ``state="terminating"`` with that CCR-T's
+CC-Request-Number, units, Termination-Cause and End-to-End id (RFC 4006 §5.7, RFC 6733 §5.5.4): when
+the CCA comes within the linger window the mark and the delete coalesce into one delete; when it does
+not (OCS down, Tx expiry), the mark is written at once and the client retries that same CCR-T, and a
+restarted client sends it again with the recorded units, not an estimate.
 """
 
 from __future__ import annotations
@@ -31,6 +37,10 @@ from pymongo import DeleteOne, ReplaceOne
 from secondnum.log import get_logger
 
 log = get_logger(__name__)
+
+
+OPEN = "open"
+TERMINATING = "terminating"
 
 
 class OpenRoSession(me.Document):  # type: ignore[misc]
@@ -50,6 +60,12 @@ class OpenRoSession(me.Document):  # type: ignore[misc]
     answered_at = me.DateTimeField(null=True)  # wall clock
     reported_seconds = me.IntField(default=0)
     checkpoint_at = me.DateTimeField(required=True)  # last time the document was written
+    # "open", or "terminating": the CCR-T below was sent and not answered yet (retried until answered)
+    state = me.StringField(default=OPEN)
+    t_used = me.IntField(default=0)  # Used-Service-Unit CC-Time of that CCR-T
+    termination_cause = me.IntField(null=True)
+    end_to_end = me.IntField(default=0)  # its End-to-End id: resent with the T flag (RFC 6733 §5.5.4)
+    terminating_since = me.DateTimeField(null=True)  # first attempt (bounds the retries across restarts)
 
 
 def now_utc() -> dt.datetime:
@@ -86,7 +102,27 @@ def record(
         "server_host": server_host,
         "answered_at": None,
         "reported_seconds": 0,
+        "state": OPEN,
     }
+
+
+def mark_terminating(
+    son: dict[str, Any], *, request_number: int, used: int, cause: int, end_to_end: int
+) -> None:
+    """Record the CCR-T about to be sent in the session's document (see the module docstring)."""
+    son["state"] = TERMINATING
+    son["request_number"] = request_number
+    son["t_used"] = used
+    son["termination_cause"] = cause
+    son["end_to_end"] = end_to_end
+    if son.get("terminating_since") is None:
+        son["terminating_since"] = now_utc()
+
+
+def as_record(doc: OpenRoSession) -> dict[str, Any]:
+    """A stored document as the raw dict the writer takes (recovery hands it back to a writer)."""
+    son: dict[str, Any] = doc.to_mongo().to_dict()
+    return son
 
 
 def _collection() -> Any:
@@ -163,6 +199,10 @@ class OpenSessionWriter:
         self._kick()
         if urgent:
             self._now.set()
+
+    def adopt(self, session_id: str) -> None:
+        """A record already in the database (written by a previous run): a later delete must go out."""
+        self.stored.add(session_id)
 
     def delete(self, session_id: str) -> None:
         """Remove the session's record; nothing to write when it never reached the database."""

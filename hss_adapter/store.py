@@ -337,3 +337,20 @@ def upsert_from_sync(did: str, doc: Mapping[str, Any]) -> list[str]:
     replace_account(did, settings)
     aliases = [(a["identity"], bool(a.get("allow_registration", False))) for a in doc.get("aliases", [])]
     return replace_aliases(did, aliases)
+
+
+def adopt_voicemail_pin_hash(did: str, pin_hash: str) -> str:
+    """Give the account ``pin_hash`` unless it already has a PIN (media's one-time legacy-PIN migration).
+
+    One conditional update, so a PIN set through the provisioning API meanwhile is never overwritten.
+    Returns ``adopted``, ``kept`` (the account has its own PIN, which wins) or ``no_account``. The hash may be
+    media's old ``pbkdf2_sha256$...`` form: :func:`hss_adapter.pin.verify_pin` accepts it.
+    """
+    accounts = AccountDoc._get_collection()
+    result = accounts.update_one(
+        {"did": did, "voicemail.pin_hash": None},  # null or missing
+        {"$set": {"voicemail.pin_hash": pin_hash, "updated_at": dt.datetime.now(dt.UTC)}},
+    )
+    if result.modified_count:
+        return "adopted"
+    return "kept" if accounts.find_one({"did": did}, {"_id": 1}) is not None else "no_account"

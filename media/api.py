@@ -9,6 +9,7 @@ from aiohttp import web
 
 from media.audio import g711
 from media.audio.wav import WavError, read_wav
+from media.store.account import account_voicemail
 from media.store.voicemail import NotFoundError, VoicemailStore
 from secondnum.http import ProblemError, make_app, read_json
 from secondnum.identity import IdentityError, normalise_e164
@@ -84,9 +85,13 @@ async def delete_greeting(request: web.Request) -> web.Response:
 def _box_json(store: VoicemailStore, mailbox: str) -> dict[str, object]:
     box = store.box(mailbox)
     new, saved = store.counts(mailbox)
-    return {"mailbox": mailbox, "require_pin": bool(box.require_pin), "pin_set": bool(box.pin_hash),
-            "locked": bool(box.locked), "max_messages": store.capacity(box), "new": new, "saved": saved,
-            "custom_greeting": box.greeting_audio_id is not None}
+    account = account_voicemail(mailbox)  # the PIN is account data: shown, never set, here
+    return {"mailbox": mailbox, "require_pin": bool(box.require_pin),
+            "pin_set": bool(account is not None and account.pin_hash),
+            "account_pin_required": bool(account is not None and account.pin_required),
+            "locked": bool(box.locked),
+            "max_messages": store.capacity(box, account.max_messages if account is not None else None),
+            "new": new, "saved": saved, "custom_greeting": box.greeting_audio_id is not None}
 
 
 async def get_box(request: web.Request) -> web.Response:
@@ -94,7 +99,9 @@ async def get_box(request: web.Request) -> web.Response:
     return web.json_response(await _call(_box_json, store, _mailbox(request)))
 
 
-_BOX_FIELDS = {"pin": str, "require_pin": bool, "locked": bool, "max_messages": int}
+_BOX_FIELDS = {"require_pin": bool, "locked": bool, "max_messages": int}
+PIN_MOVED = ("the voicemail PIN is account data: set it with PATCH /api/v1/accounts/{did}/voicemail "
+             '{"pin": "1234"} on the provisioning API')
 
 
 async def patch_box(request: web.Request) -> web.Response:
@@ -102,14 +109,13 @@ async def patch_box(request: web.Request) -> web.Response:
     if not isinstance(body, dict) or not body:
         raise ProblemError(400, "Bad Request", "body must be a JSON object")
     for key, value in body.items():
+        if key == "pin":
+            raise ProblemError(400, "Bad Request", PIN_MOVED)
         kind = _BOX_FIELDS.get(key)
         if kind is None:
             raise ProblemError(400, "Bad Request", f"unknown field {key!r}")
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ProblemError(400, "Bad Request", f"{key} must be {kind.__name__}")
-    pin = body.get("pin")
-    if pin is not None and not (pin.isdigit() and 4 <= len(pin) <= 12):
-        raise ProblemError(400, "Bad Request", "pin must be 4 to 12 digits")
     if "max_messages" in body and not 1 <= body["max_messages"] <= 10000:
         raise ProblemError(400, "Bad Request", "max_messages must be 1..10000")
     store = request.app[STORE_KEY]

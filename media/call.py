@@ -16,7 +16,8 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
+from pymongo.errors import ServerSelectionTimeoutError
 
 from media.audio.goertzel import GoertzelDetector
 from media.ivr.actions import (
@@ -57,8 +58,18 @@ DIGITS = Counter("secondnum_media_dtmf_digits_total", "DTMF digits received", ["
 MESSAGES_STORED = Counter("secondnum_media_messages_stored_total", "Voicemail messages stored")
 MESSAGES_DISCARDED = Counter("secondnum_media_messages_discarded_total", "Recordings discarded", ["reason"])
 STORE_RETRIES = Counter("secondnum_media_store_retries_total", "Retried voicemail store operations")
+MESSAGES_SPOOLED = Counter("secondnum_media_messages_spooled_total",
+                           "Messages written to the disk spool (MongoDB unreachable)")
+CALL_JITTER = Histogram(
+    "secondnum_media_call_jitter_seconds", "Interarrival jitter (RFC 3550 §6.4.1) at call end, per call",
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2))
+CALL_LOSS = Histogram(
+    "secondnum_media_call_loss_fraction", "Fraction of expected RTP packets lost (RFC 3550 §A.3), per call",
+    buckets=(0.0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0))
 
 STORE_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
+UNREACHABLE_ATTEMPTS = 3
+"""Attempts after which a database that does not even answer server selection counts as down (spool now)."""
 
 
 class App(Protocol):
@@ -119,6 +130,10 @@ class Call:
         self.sdp_version = 1
         self.account: AccountVoicemail | None = None
         """The account's voicemail settings (subscriber data), loaded when the call starts."""
+        self.settings_source = "store"
+        """Where ``account`` came from: ``store``, ``last_known`` (MongoDB down) or ``defaults``."""
+        self.without_database = False
+        """The call started while MongoDB did not answer: a deposit is accepted unconditionally."""
         stream.on_audio = self._on_audio
         stream.on_digit = self.on_digit
         stream.on_play_done = self._on_play_done
@@ -237,6 +252,7 @@ class Call:
             elif isinstance(action, StoreMessage):
                 self.queue.put_nowait(await self._store_message(action.audio))
             elif isinstance(action, CheckPin):
+                # The account's PIN (provisioning API) is the only PIN; media keeps the lock and failures.
                 account_check = (self.account.verify_pin if self.account is not None and self.account.pin_hash
                                  else None)
                 ok, locked = await asyncio.to_thread(self.server.store.check_pin, self.mailbox, action.pin,
@@ -325,9 +341,17 @@ class Call:
         self.queue.put_nowait(RecordDone(audio, reason))
 
     async def _store_message(self, audio: bytes) -> StoreResult:
-        """Store with retries (a replica-set election must not lose a message); see README "deposit"."""
+        """Store with retries (a replica-set election must not lose a message); MongoDB unreachable →
+        disk spool, written later (README "Voicemail deposit")."""
         received_at = dt.datetime.now(dt.UTC)
-        for attempt, delay in enumerate((0.0, *STORE_RETRY_DELAYS)):
+        rtp = self.stream.session.summary()
+        # A deposit accepted without the database is never refused later (no full check was possible).
+        force = self.without_database
+        attempts = (0.0,) if self.without_database else (0.0, *STORE_RETRY_DELAYS)
+        unreachable = 0
+        for attempt, delay in enumerate(attempts):
+            if not self.server.db_up:
+                break  # known down: straight to the spool, no 2 s server-selection wait per attempt
             if delay:
                 STORE_RETRIES.inc()
                 await asyncio.sleep(delay)
@@ -335,21 +359,29 @@ class Call:
                 limit = self.account.max_messages if self.account is not None else None
                 info = await asyncio.to_thread(functools.partial(
                     self.server.store.add_message, self.mailbox, self.caller, audio, received_at,
-                    call_id=self.call_id, account_limit=limit))
+                    call_id=self.call_id, account_limit=limit, rtp=rtp, force=force))
             except MailboxFullError:
                 log.warning("mailbox_full", call_id=self.call_id, mailbox=self.mailbox)
                 return StoreResult(ok=False, full=True)
             except Exception as exc:
-                log.warning("message_store_retry", call_id=self.call_id, attempt=attempt, error=str(exc))
+                log.warning("message_store_retry", call_id=self.call_id, attempt=attempt,
+                            error=str(exc)[:200])
+                if isinstance(exc, ServerSelectionTimeoutError):
+                    unreachable += 1
+                    if unreachable >= UNREACHABLE_ATTEMPTS or self.without_database:
+                        self.server.set_db_up(False, str(exc)[:200])
                 continue
             MESSAGES_STORED.inc()
             self.stored_message_ids.append(info.id)
             log.info("message_stored", call_id=self.call_id, mailbox=self.mailbox, id=info.id,
-                     caller=self.caller, duration_ms=info.duration_ms)
+                     caller=self.caller, duration_ms=info.duration_ms, forced=force)
             return StoreResult(ok=True)
-        spooled = await asyncio.to_thread(self.server.spool_message, self.mailbox, self.caller, audio,
-                                          received_at, self.call_id)
-        log.error("message_spooled", call_id=self.call_id, mailbox=self.mailbox, path=str(spooled))
+        spooled = await asyncio.to_thread(functools.partial(
+            self.server.spool_message, self.mailbox, self.caller, audio, received_at, self.call_id, rtp=rtp))
+        MESSAGES_SPOOLED.inc()
+        log.error("message_spooled", call_id=self.call_id, mailbox=self.mailbox, caller=self.caller,
+                  duration_ms=len(audio) // 8, path=str(spooled),
+                  next_step="written to MongoDB when it answers again")
         return StoreResult(ok=True)
 
     # --- REFER (RFC 3515) ----------------------------------------------------------------------------
@@ -379,6 +411,15 @@ class Call:
             self.on_refer_status(resp.status)
 
     # --- release -------------------------------------------------------------------------------------
+    def _export_rtp_stats(self) -> None:
+        """Call-end RTP statistics: one log line, and jitter/loss histograms when RTP was received."""
+        summary = self.stream.session.summary()
+        log.info("call_rtp_stats", call_id=self.call_id, service=self.service, mailbox=self.mailbox,
+                 rfc4733=self.stream.session.telephone_events_seen, **summary)
+        if self.stream.session.stats.expected:
+            CALL_JITTER.observe(float(summary["jitter_ms"]) / 1000.0)
+            CALL_LOSS.observe(float(summary["loss_fraction"]))
+
     async def _release(self) -> None:
         for timer in (self._digit_timer, self._refer_timer, self._bye_timer, self._session_timer):
             if timer is not None:
@@ -386,11 +427,7 @@ class Call:
         if self._record_watch is not None:
             self._record_watch.cancel()
         self._recorder = None
-        stats = self.stream.session.stats
-        log.info("call_rtp_stats", call_id=self.call_id, received=stats.received, lost=stats.lost,
-                 loss_pct=round(stats.loss_fraction * 100, 2), jitter_ms=round(stats.jitter_ms, 2),
-                 sent=self.stream.session.packets_sent,
-                 rfc4733=self.stream.session.telephone_events_seen)
+        self._export_rtp_stats()
         self.stream.close()
         if not self.remote_gone:
             self.remote_gone = True

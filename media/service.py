@@ -7,6 +7,7 @@ import time
 
 from aiohttp import web
 
+from hss_adapter.store import adopt_voicemail_pin_hash
 from media.api import build_app
 from media.prompts.cache import PromptCache
 from media.prompts.catalog import all_texts
@@ -63,14 +64,25 @@ class MediaService:
     async def start(self) -> None:
         connect(self.ctx.mongo_uri, self.ctx.mongo_database)
         await asyncio.to_thread(render_prompts, self.prompts)
-        imported = await asyncio.to_thread(self.server.import_spool)
-        if imported:
-            log.warning("spooled_messages_imported", count=imported)
+        await self._startup_store_work()
         self.engine.start()
         await self.server.start()
         self.app = build_app(self.store, self.settings.api_tokens)
         http.add_readiness(self.app, "mongo", ping)
         self.runner = await http.serve(self.app, self.settings.api_host, self.settings.api_port)
+
+    async def _startup_store_work(self) -> None:
+        """Spooled messages and the one-time legacy-PIN migration; MongoDB down only postpones them (the
+        spool drainer imports later; the migration runs at the next start)."""
+        try:
+            imported = await asyncio.to_thread(self.server.import_spool)
+            if imported:
+                log.warning("spooled_messages_imported", count=imported)
+            await asyncio.to_thread(self.store.migrate_legacy_pins, adopt_voicemail_pin_hash)
+        except Exception as exc:
+            log.error("startup_store_work_postponed", error=repr(exc)[:200],
+                      spooled=self.server.spool.pending())
+            self.server.set_db_up(False, repr(exc)[:200])
 
     async def drain(self, timeout: float) -> None:
         """Refuse new INVITEs (503 + Retry-After), let live calls and recordings finish."""

@@ -43,12 +43,17 @@ class MediaSettings:
     session_expires: int = 1800
     refer_timeout: float = 60.0
     refer_bye_timeout: float = 10.0
+    store_lookup_timeout: float = 3.0
+    """Seconds a call waits for its mailbox/account lookup before going on without the database."""
+    spool_retry_interval: float = 2.0
+    """Seconds between database checks while MongoDB is down or messages wait in the disk spool."""
 
     def __post_init__(self) -> None:
         if not 1024 <= self.rtp_port_min <= self.rtp_port_max <= 65534:
             raise ValueError("rtp_port_min..rtp_port_max must be a range within 1024..65534")
         if self.min_message_length < 0 or self.max_message_length <= self.min_message_length:
             raise ValueError("need 0 <= min_message_length < max_message_length")
-        for name in ("rtp_timeout", "silence_timeout", "gtts_timeout", "digit_timeout"):
+        for name in ("rtp_timeout", "silence_timeout", "gtts_timeout", "digit_timeout",
+                     "store_lookup_timeout", "spool_retry_interval"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")

@@ -9,8 +9,10 @@ import contextlib
 import datetime as dt
 import random
 import re
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import Any, TypeVar
 
 from prometheus_client import Counter, Gauge
 
@@ -24,12 +26,13 @@ from media.prompts.catalog import PHRASES
 from media.rtp.engine import NoPortError, RtpEngine, RtpStream
 from media.rtp.session import RtpSession
 from media.settings import MediaSettings
-from media.store.account import account_voicemail
+from media.store.account import AccountVoicemail, LastKnown, account_voicemail
 from media.store.spool import MessageSpool
 from media.store.voicemail import VoicemailStore
 from media.trust import source_trusted
 from secondnum.identity import IdentityError, canonical, normalise_e164
 from secondnum.log import get_logger
+from secondnum.mongo import ping
 from secondnum.overload import OverloadSettings, SourceRateLimiter
 from secondnum.sdp import (
     AudioNegotiation,
@@ -60,6 +63,13 @@ SUPPORTED_EXTENSIONS = {"timer"}
 
 CALLS = Gauge("secondnum_media_calls", "Calls in progress", ["service"])
 INVITES = Counter("secondnum_media_invites_total", "INVITEs answered", ["status"])
+DB_UP = Gauge("secondnum_media_database_up", "1 while MongoDB answers media, 0 while it does not")
+DEGRADED_CALLS = Counter("secondnum_media_calls_without_database_total",
+                         "Calls started while MongoDB did not answer", ["service"])
+SPOOL_PENDING = Gauge("secondnum_media_spool_pending", "Messages waiting in the disk spool")
+SPOOL_IMPORTED = Counter("secondnum_media_spool_imported_total", "Spooled messages written to MongoDB")
+
+T = TypeVar("T")
 
 _DTMF_RELAY_RE = re.compile(r"^\s*signal\s*=\s*([0-9A-D*#])\s*$", re.I | re.M)
 _SIPFRAG_RE = re.compile(r"^\s*SIP/2\.0\s+(\d{3})")
@@ -86,11 +96,24 @@ class MediaServer:
         self._beep = g711.encode(tones.beep(), "PCMU")
         self._tasks: set[asyncio.Task[None]] = set()
         self.spool = MessageSpool(Path(settings.prompt_dir).parent / "spool")
+        self._spool_lock = threading.Lock()
+        self._drainer: asyncio.Task[None] | None = None
+        self.last_known = LastKnown()
+        """Account settings of every mailbox seen, for calls while MongoDB is down."""
+        self.db_up = True
+        DB_UP.set(1)
 
     async def start(self) -> None:
         await self.endpoint.start()
+        SPOOL_PENDING.set(self.spool.pending())
+        self._drainer = asyncio.get_running_loop().create_task(self._drain_spool_forever())
 
     async def close(self) -> None:
+        if self._drainer is not None:
+            self._drainer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._drainer
+            self._drainer = None
         for call in list(self.calls.values()):
             call.queue.put_nowait(Release("shutdown"))
         if self.calls:
@@ -114,12 +137,68 @@ class MediaServer:
         self.endpoint.dialogs.remove(call.dialog)
 
     def spool_message(self, mailbox: str, caller: str, audio: bytes, received_at: dt.datetime,
-                      call_id: str) -> Path:
-        """Last resort when the database stays unreachable (see :mod:`media.store.spool`)."""
-        return self.spool.put(mailbox, caller, audio, received_at, call_id)
+                      call_id: str, *, rtp: Mapping[str, Any] | None = None) -> Path:
+        """When the database is unreachable (see :mod:`media.store.spool`); written later by the drainer."""
+        path = self.spool.put(mailbox, caller, audio, received_at, call_id, rtp=rtp)
+        SPOOL_PENDING.set(self.spool.pending())
+        return path
 
     def import_spool(self) -> int:
-        return self.spool.import_into(self.store)
+        """Write spooled messages to MongoDB (blocking; one importer at a time)."""
+        with self._spool_lock:
+            try:
+                count = self.spool.import_into(self.store)
+            finally:
+                SPOOL_PENDING.set(self.spool.pending())
+        SPOOL_IMPORTED.inc(count)
+        return count
+
+    # --- database availability -----------------------------------------------------------------------
+    def set_db_up(self, up: bool, error: str = "") -> None:
+        """Record whether MongoDB answers; while it does not, calls skip the lookups (no 2 s wait each)."""
+        if up == self.db_up:
+            return
+        self.db_up = up
+        DB_UP.set(1 if up else 0)
+        if up:
+            log.warning("database_available_again", spooled=self.spool.pending())
+        else:
+            log.error("database_unavailable", error=error,
+                      effect="deposits take default greeting/last-known settings and go to the disk spool")
+
+    async def _from_store(self, call: Call, what: str, fn: Callable[[], T]) -> T | None:
+        """``fn`` in a worker thread within ``store_lookup_timeout``; None when MongoDB does not answer."""
+        if not self.db_up:
+            return None
+        try:
+            result = await asyncio.wait_for(asyncio.to_thread(fn), self.settings.store_lookup_timeout)
+        except Exception as exc:  # TimeoutError, ServerSelectionTimeoutError, AutoReconnect, ...
+            log.warning("mailbox_lookup_failed", call_id=call.call_id, mailbox=call.mailbox, what=what,
+                        error=repr(exc)[:200])
+            self.set_db_up(False, repr(exc)[:200])
+            return None
+        self.set_db_up(True)
+        return result
+
+    async def _drain_spool_forever(self) -> None:
+        """Every ``spool_retry_interval``: while the database is down or messages wait, ping it; write the
+        spooled messages once it answers (README "Voicemail deposit")."""
+        while True:
+            await asyncio.sleep(self.settings.spool_retry_interval)
+            try:
+                pending = self.spool.pending()
+                if self.db_up and not pending:
+                    continue
+                if not await ping(timeout=self.settings.store_lookup_timeout):
+                    self.set_db_up(False, "ping failed")
+                    continue
+                self.set_db_up(True)
+                if pending:
+                    imported = await asyncio.to_thread(self.import_spool)
+                    log.warning("spool_drained", imported=imported, remaining=self.spool.pending())
+            except Exception as exc:
+                log.warning("spool_drain_failed", error=repr(exc)[:200], remaining=self.spool.pending())
+                self.set_db_up(False, repr(exc)[:200])
 
     # --- request dispatch ----------------------------------------------------------------------------
     def screen(self, req: SipRequest, source: Address, transport: str) -> int | None:
@@ -279,28 +358,64 @@ class MediaServer:
     async def _make_app(self, call: Call) -> App:
         store = self.store
         settings = self.settings
-        account = call.account = await asyncio.to_thread(account_voicemail, call.mailbox)
+        account = await self._account(call)
+        if call.without_database:
+            DEGRADED_CALLS.labels(call.service).inc()
         if account is not None and not account.enabled:
             return AnnouncementApp(PHRASES["mailbox_unavailable"], reason="voicemail_disabled")
         limit = account.max_messages if account is not None else None
         if call.service == "vm-deposit":
-            full, greeting = await asyncio.to_thread(
-                lambda: (store.is_full(call.mailbox, limit), store.greeting(call.mailbox)))
             max_seconds = settings.max_message_length
             if account is not None:
                 max_seconds = min(max_seconds, float(account.max_message_seconds))
+            found = None if call.without_database else await self._from_store(
+                call, "mailbox", lambda: (store.is_full(call.mailbox, limit), store.greeting(call.mailbox)))
+            if found is None:
+                # MongoDB down (issue 9): take the message anyway. Default greeting naming the number; no
+                # mailbox-full check is possible, so the message is accepted and stored unconditionally.
+                call.without_database = True
+                log.warning("deposit_without_database", call_id=call.call_id, mailbox=call.mailbox,
+                            greeting="default", full_check="skipped",
+                            settings="last_known" if call.settings_source == "last_known" else "defaults")
+                full, greeting = False, None
+            else:
+                full, greeting = found
             return DepositApp(call.mailbox, greeting=greeting, full=full, beep=self._beep,
                               max_seconds=max_seconds, min_seconds=settings.min_message_length)
-        box = await asyncio.to_thread(store.box, call.mailbox)
+        if call.without_database:
+            log.warning("access_without_database", call_id=call.call_id, mailbox=call.mailbox)
+            return AnnouncementApp(PHRASES["mailbox_unavailable"], reason="database_unavailable")
+        view = await self._from_store(call, "messages", lambda: (
+            store.box(call.mailbox), store.list_messages(call.mailbox, "new"),
+            store.list_messages(call.mailbox, "saved")))
+        if view is None:
+            DEGRADED_CALLS.labels(call.service).inc()
+            return AnnouncementApp(PHRASES["mailbox_unavailable"], reason="database_unavailable")
+        box, new, saved = view
         pin_required = bool(box.require_pin or not call.network_auth
                             or (account is not None and account.pin_required))
-        has_pin = bool(box.pin_hash or (account is not None and account.pin_hash))
+        has_pin = bool(account is not None and account.pin_hash)  # the account's PIN is the only PIN
         if box.locked or (pin_required and not has_pin):
             return AnnouncementApp(PHRASES["mailbox_locked"], reason="locked")
-        new = await asyncio.to_thread(store.list_messages, call.mailbox, "new")
-        saved = await asyncio.to_thread(store.list_messages, call.mailbox, "saved")
         return AccessApp(new, saved, pin_required=pin_required, digit_timeout=settings.digit_timeout,
                          max_greeting_seconds=settings.max_greeting_length, beep=self._beep)
+
+    async def _account(self, call: Call) -> AccountVoicemail | None:
+        """The account's voicemail settings: from the store, else the last known ones, else none."""
+        found = await self._from_store(call, "account", lambda: (account_voicemail(call.mailbox),))
+        if found is not None:
+            account = found[0]
+            self.last_known.put(call.mailbox, account)
+            call.account = account
+            call.settings_source = "store"
+            return account
+        call.without_database = True
+        known, cached = self.last_known.get(call.mailbox)
+        call.account = cached
+        call.settings_source = "last_known" if known else "defaults"
+        log.warning("account_settings_unavailable", call_id=call.call_id, mailbox=call.mailbox,
+                    using=call.settings_source)
+        return cached
 
     # --- in-dialog requests --------------------------------------------------------------------------
     async def _in_dialog(self, inc: IncomingRequest) -> None:

@@ -52,11 +52,14 @@ class EmbeddedMongo:
     that line. An empty config file is passed so that a stray ``./secantusd.toml`` is never picked up.
     """
 
-    def __init__(self, storage: str | Path = ":memory:", executable: str = "secantusd-py") -> None:
+    def __init__(self, storage: str | Path = ":memory:", executable: str = "secantusd-py",
+                 port: int = 0) -> None:
         self.storage = str(storage)
         self.executable = executable
         self.process: subprocess.Popen[str] | None = None
         self.port = 0
+        self.requested_port = port
+        """0 = OS-chosen; a fixed port lets a restarted server keep its URI (outage tests)."""
         self._tmp = tempfile.TemporaryDirectory(prefix="secantus-")
         self._log_tail: list[str] = []
 
@@ -84,8 +87,8 @@ class EmbeddedMongo:
         config = Path(self._tmp.name) / "empty.toml"
         config.write_text("")
         cmd = [
-            self._find_executable(), "--config", str(config), "--host", "127.0.0.1", "--port", "0",
-            "--storage-path", self.storage,
+            self._find_executable(), "--config", str(config), "--host", "127.0.0.1",
+            "--port", str(self.requested_port), "--storage-path", self.storage,
         ]
         self.process = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,

@@ -2,23 +2,50 @@
 
 Both apply the same `rating.rate()`; the MongoDB ledger serialises CCRs per account with an
 asyncio lock (one OCS process owns the accounts it rates) and runs pymongo in a worker thread.
+Both expire sessions idle for Tcc (`expire(now)`, called by the OCS's sweeper; RFC 4006 §13) and give
+their reservation back to the balance.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from charging.messages import Ccr
 from charging.ocs import models
-from charging.ocs.rating import Decision, SessionLedger, TariffTable, rate
+from charging.ocs.rating import Decision, SessionLedger, TariffTable, expire, rate
 from secondnum.diameter import constants as dc
 
 
+@dataclass(frozen=True)
+class Expiry:
+    """A session closed by the sweeper because no CCR came within Tcc."""
+
+    session_id: str
+    e164: str
+    released: int  # milli-units given back to the balance
+    idle_seconds: float  # since the last CCR
+
+
 class Ledger(Protocol):
-    async def apply(self, ccr: Ccr, tariffs: TariffTable, max_grant: int) -> Decision: ...
+    async def apply(
+        self, ccr: Ccr, tariffs: TariffTable, max_grant: int, session_timeout: float | None = None
+    ) -> Decision:
+        """Rate one CCR; an open session then expires `session_timeout` seconds later unless refreshed."""
+        ...
+
+    async def expire(self, now: float, session_timeout: float) -> list[Expiry]:
+        """Expire the open sessions whose last CCR is older than Tcc (`now`: epoch seconds)."""
+        ...
+
+
+def _refresh(s: SessionLedger, decision: Decision, now: float, session_timeout: float | None) -> None:
+    if not decision.duplicate and not s.closed:
+        s.expires_at = now + session_timeout if session_timeout else None
 
 
 class MemoryLedger:
@@ -28,11 +55,25 @@ class MemoryLedger:
         self.balances: dict[str, int] = {}
         self.reserved: defaultdict[str, int] = defaultdict(int)
         self.sessions: dict[str, SessionLedger] = {}
+        self.open: dict[str, SessionLedger] = {}  # not closed: what the sweeper looks at
 
-    async def apply(self, ccr: Ccr, tariffs: TariffTable, max_grant: int) -> Decision:
-        return self.apply_sync(ccr, tariffs, max_grant)
+    async def apply(
+        self, ccr: Ccr, tariffs: TariffTable, max_grant: int, session_timeout: float | None = None
+    ) -> Decision:
+        return self.apply_sync(ccr, tariffs, max_grant, session_timeout)
 
-    def apply_sync(self, ccr: Ccr, tariffs: TariffTable, max_grant: int) -> Decision:
+    async def expire(self, now: float, session_timeout: float) -> list[Expiry]:
+        out: list[Expiry] = []
+        for s in [s for s in self.open.values() if s.expires_at is not None and s.expires_at <= now]:
+            released = expire(s)
+            self.reserved[s.e164] -= released
+            del self.open[s.session_id]
+            out.append(Expiry(s.session_id, s.e164, released, now - (s.expires_at or now) + session_timeout))
+        return out
+
+    def apply_sync(
+        self, ccr: Ccr, tariffs: TariffTable, max_grant: int, session_timeout: float | None = None
+    ) -> Decision:
         e164 = ccr.subscription_e164 or ""
         if e164 not in self.balances:
             return Decision(dc.USER_UNKNOWN)
@@ -56,6 +97,11 @@ class MemoryLedger:
         if not decision.duplicate:
             self.balances[e164] += delta
             self.reserved[e164] += s.reserved - before
+        _refresh(s, decision, time.time(), session_timeout)
+        if s.closed:
+            self.open.pop(s.session_id, None)
+        else:
+            self.open[s.session_id] = s
         return decision
 
 
@@ -68,6 +114,7 @@ _RECORD_FIELDS = (
     "last_request_number",
     "closed",
     "events",
+    "expired",
 )
 
 
@@ -90,7 +137,15 @@ def _from_doc(doc: dict[str, Any]) -> SessionLedger:
         last_answer=last,
         closed=doc.get("closed", False),
         events=list(doc.get("events", [])),
+        expires_at=_epoch(doc.get("expires_at")),
+        expired=doc.get("expired", False),
     )
+
+
+def _epoch(t: dt.datetime | None) -> float | None:
+    if t is None:
+        return None
+    return (t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)).timestamp()
 
 
 class MongoLedger:
@@ -105,12 +160,16 @@ class MongoLedger:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._open: dict[str, SessionLedger] = {}
 
-    async def apply(self, ccr: Ccr, tariffs: TariffTable, max_grant: int) -> Decision:
+    async def apply(
+        self, ccr: Ccr, tariffs: TariffTable, max_grant: int, session_timeout: float | None = None
+    ) -> Decision:
         e164 = ccr.subscription_e164 or ""
         async with self._locks[e164]:
-            return await asyncio.to_thread(self._apply_sync, ccr, tariffs, max_grant)
+            return await asyncio.to_thread(self._apply_sync, ccr, tariffs, max_grant, session_timeout)
 
-    def _apply_sync(self, ccr: Ccr, tariffs: TariffTable, max_grant: int) -> Decision:
+    def _apply_sync(
+        self, ccr: Ccr, tariffs: TariffTable, max_grant: int, session_timeout: float | None
+    ) -> Decision:
         accounts = models.Account._get_collection()
         records = models.RatedRecord._get_collection()
         e164 = ccr.subscription_e164 or ""
@@ -118,6 +177,8 @@ class MongoLedger:
         if account is None:
             return Decision(dc.USER_UNKNOWN)
         s = self._open.get(ccr.session_id)
+        if s is not None and s.expires_at is not None and s.expires_at <= time.time():
+            s = None  # past its Tcc: the record (maybe expired by another OCS process) is the truth
         if s is None:
             doc = records.find_one({"_id": ccr.session_id})
             if doc is None:
@@ -141,6 +202,7 @@ class MongoLedger:
         if decision.duplicate:
             return decision
         now = dt.datetime.now(dt.UTC)
+        _refresh(s, decision, now.timestamp(), session_timeout)
         # $inc keeps concurrent top-ups (REST) intact while we rate.
         accounts.update_one(
             {"_id": e164},
@@ -149,6 +211,8 @@ class MongoLedger:
         fields: dict[str, Any] = {name: getattr(s, name) for name in _RECORD_FIELDS}
         result, granted, final = s.last_answer or (None, None, False)
         fields.update(last_result=result, last_granted=granted, last_final=final, updated_at=now)
+        expires = s.expires_at
+        fields["expires_at"] = None if expires is None else dt.datetime.fromtimestamp(expires, dt.UTC)
         records.update_one(
             {"_id": s.session_id},
             {"$set": fields, "$setOnInsert": {"e164": s.e164, "called": s.called, "started_at": now}},
@@ -159,3 +223,67 @@ class MongoLedger:
         else:
             self._open[s.session_id] = s
         return decision
+
+    # ------------------------------------------------------------------ expiry (RFC 4006 §13 Tcc)
+
+    async def expire(self, now: float, session_timeout: float) -> list[Expiry]:
+        """Expire what the database says is due: also sessions a previous OCS process left open.
+
+        Each release is a compare-and-set on the record (still open, same last CC-Request-Number), so
+        a CCR rated meanwhile, or another OCS process sweeping the same database, cannot release a
+        reservation twice; then the account's `reserved` goes down by what the record held.
+        """
+        due = await asyncio.to_thread(self._due, now, session_timeout)
+        out: list[Expiry] = []
+        for sid, e164 in due:
+            async with self._locks[e164]:
+                ex = await asyncio.to_thread(self._expire_one, sid, now, session_timeout)
+            if ex is not None:
+                out.append(ex)
+        return out
+
+    def _due(self, now: float, session_timeout: float, limit: int = 1000) -> list[tuple[str, str]]:
+        records = models.RatedRecord._get_collection()
+        at = dt.datetime.fromtimestamp(now, dt.UTC)
+        query = {
+            "closed": False,
+            "$or": [
+                {"expires_at": {"$lte": at}},
+                # records written before expiry existed: idle since their last update
+                {"expires_at": None, "updated_at": {"$lte": at - dt.timedelta(seconds=session_timeout)}},
+            ],
+        }
+        return [(d["_id"], d["e164"]) for d in records.find(query, {"e164": 1}).limit(limit)]
+
+    def _expire_one(self, sid: str, now: float, session_timeout: float) -> Expiry | None:
+        records = models.RatedRecord._get_collection()
+        doc = records.find_one({"_id": sid})
+        if doc is None or doc.get("closed"):
+            return None
+        s = _from_doc(doc)
+        last = s.expires_at if s.expires_at is not None else _epoch(doc.get("updated_at")) or now
+        deadline = last if s.expires_at is not None else last + session_timeout
+        if deadline > now:
+            return None  # refreshed since the query
+        released = expire(s)
+        at = dt.datetime.fromtimestamp(now, dt.UTC)
+        res = records.update_one(
+            {"_id": sid, "closed": False, "last_request_number": doc.get("last_request_number", -1)},
+            {
+                "$set": {
+                    "closed": True,
+                    "expired": True,
+                    "reserved": 0,
+                    "reserved_seconds": 0,
+                    "expired_at": at,
+                    "updated_at": at,
+                }
+            },
+        )
+        self._open.pop(sid, None)
+        if res.modified_count != 1:
+            return None  # someone else got there first
+        models.Account._get_collection().update_one(
+            {"_id": s.e164}, {"$inc": {"reserved": -released}, "$set": {"updated_at": at}}
+        )
+        return Expiry(sid, s.e164, released, now - deadline + session_timeout)

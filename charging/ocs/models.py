@@ -37,7 +37,10 @@ class Tariff(me.Document):  # type: ignore[misc]
 class RatedRecord(me.Document):  # type: ignore[misc]
     """One Ro session as rated by the OCS."""
 
-    meta: dict[str, Any] = {"collection": "ocs_rated_records", "indexes": ["e164", "-updated_at"]}
+    meta: dict[str, Any] = {
+        "collection": "ocs_rated_records",
+        "indexes": ["e164", "-updated_at", ("closed", "expires_at")],
+    }
 
     session_id = me.StringField(primary_key=True)
     e164 = me.StringField(required=True)
@@ -53,5 +56,8 @@ class RatedRecord(me.Document):  # type: ignore[misc]
     last_final = me.BooleanField(default=False)
     closed = me.BooleanField(default=False)
     events = me.ListField(me.DictField())
+    expires_at = me.DateTimeField(null=True)  # last CCR + Tcc (RFC 4006 §13) while open
+    expired = me.BooleanField(default=False)  # closed by expiry; one late CCR-U/T is still charged
+    expired_at = me.DateTimeField(null=True)
     started_at = me.DateTimeField(default=_now)
     updated_at = me.DateTimeField(default=_now)

@@ -6,6 +6,12 @@ reserves the price of its grant on CCR-I/U and commits the used units on CCR-U/T
 to what the unreserved balance covers, with a Final-Unit-Indication TERMINATE (RFC 4006 §8.34)
 when it had to be cut. Used units are charged as reported: a client overrunning its grant can
 take the balance below zero (ours caps its report at the final units).
+
+Reservation expiry (RFC 4006 §13 Tcc): a session with no CCR for Tcc is expired by the ledger's
+sweeper (`expire`): its reservation goes back to the balance and the session is closed. The one late
+report that may still come is charged as reported, because the service was delivered (`rate`): a late
+CCR-T is answered 2001, a late CCR-U 5002 DIAMETER_UNKNOWN_SESSION_ID (the session is over, and a
+command-level failure ends it at the client, RFC 4006 §5.5, so no CCR-T follows). Any later CCR: 5002.
 """
 
 from __future__ import annotations
@@ -84,6 +90,8 @@ class SessionLedger:
     last_answer: tuple[int, int | None, bool] | None = None  # (result, granted, final)
     closed: bool = False
     events: list[dict[str, int]] = field(default_factory=list)
+    expires_at: float | None = None  # wall clock (epoch s): last CCR + Tcc; set by the ledger
+    expired: bool = False  # closed by expiry, a late final report not received yet
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,7 @@ class Decision:
     granted_seconds: int | None = None
     final_unit: bool = False
     duplicate: bool = False
+    late: bool = False  # a report for a session already expired
 
 
 def _grant(
@@ -132,17 +141,15 @@ def rate(
     if request_number == s.last_request_number and s.last_answer is not None:
         rc, granted, final = s.last_answer
         return Decision(rc, granted, final, duplicate=True), 0
+    reporting = request_type in (dc.CC_REQUEST_UPDATE, dc.CC_REQUEST_TERMINATION)
     if s.closed:
+        if s.expired and reporting and rule is not None:
+            return _late_report(s, request_type, request_number, used, rule)
         return Decision(dc.UNKNOWN_SESSION_ID), 0
     if rule is None:
         return Decision(dc.RATING_FAILED), 0
     s.prefix = rule.prefix
-    delta = 0
-    if request_type in (dc.CC_REQUEST_UPDATE, dc.CC_REQUEST_TERMINATION) and used:
-        before = s.charged
-        s.used_seconds += used
-        s.charged = rule.cost(s.used_seconds)
-        delta = -(s.charged - before)
+    delta = _charge(s, used, rule) if reporting else 0
     reserved_total -= s.reserved
     s.reserved = 0
     s.reserved_seconds = 0
@@ -163,3 +170,36 @@ def rate(
     s.last_answer = (decision.result_code, decision.granted_seconds, decision.final_unit)
     s.events.append({"type": request_type, "number": request_number, "used": used or 0, "charged": -delta})
     return decision, delta
+
+
+def _charge(s: SessionLedger, used: int | None, rule: TariffRule) -> int:
+    """Commit `used` seconds; returns the balance change (<= 0)."""
+    if not used:
+        return 0
+    before = s.charged
+    s.used_seconds += used
+    s.charged = rule.cost(s.used_seconds)
+    return -(s.charged - before)
+
+
+def _late_report(
+    s: SessionLedger, request_type: int, request_number: int, used: int | None, rule: TariffRule
+) -> tuple[Decision, int]:
+    """CCR-U/T for an expired session: charge the reported units once (see the module docstring)."""
+    delta = _charge(s, used, rule)
+    s.expired = False  # the books of this session are closed now
+    rc = dc.SUCCESS if request_type == dc.CC_REQUEST_TERMINATION else dc.UNKNOWN_SESSION_ID
+    s.last_request_number = request_number
+    s.last_answer = (rc, None, False)
+    s.events.append({"type": request_type, "number": request_number, "used": used or 0, "charged": -delta})
+    return Decision(rc, late=True), delta
+
+
+def expire(s: SessionLedger) -> int:
+    """Close an open session whose Tcc ran out; returns the reservation to give back (milli-units)."""
+    released = s.reserved
+    s.reserved = 0
+    s.reserved_seconds = 0
+    s.closed = True
+    s.expired = True
+    return released

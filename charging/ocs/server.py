@@ -3,11 +3,15 @@
 `OcsServer.start()` listens for Diameter peers and serves the REST API; `run_ocs()` runs it until
 cancelled (the `secondnum ocs` command). Balances and records live in a `Ledger` (MongoDB by
 default); tariffs are cached in a `TariffTable` and reloaded whenever the API changes them.
+A sweeper expires sessions without a CCR for Tcc (`OcsSettings.tcc_seconds`, RFC 4006 §13) and
+gives their reservations back (see charging/ocs/rating.py for the late CCR-U/T that may follow).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 
 from aiohttp import web
 from diameter.message import Message
@@ -28,6 +32,15 @@ log = get_logger(__name__)
 
 OCS_CCR = Counter("secondnum_ocs_ccr_total", "CCRs answered by the built-in OCS", ["type", "result"])
 _TYPE_NAME = {1: "initial", 2: "update", 3: "termination"}
+OCS_EXPIRED = Counter(
+    "secondnum_ocs_reservations_expired_total", "Sessions expired after Tcc without a CCR (RFC 4006 §13)"
+)
+OCS_EXPIRED_RELEASED = Counter(
+    "secondnum_ocs_expired_released_milli_total", "Reservations given back by expiry (milli-units)"
+)
+OCS_LATE = Counter(
+    "secondnum_ocs_late_reports_total", "CCR-U/T received for a session already expired", ["type"]
+)
 
 
 def load_tariffs() -> list[TariffRule]:
@@ -48,6 +61,7 @@ class OcsServer:
         self.node.register_handler(dc.APP_RO, dc.CMD_CREDIT_CONTROL, self.on_ccr)
         self._http = http
         self._runner: web.AppRunner | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     @property
     def diameter_port(self) -> int:
@@ -66,6 +80,7 @@ class OcsServer:
     async def start(self) -> None:
         await self.reload_tariffs()
         await self.node.start(listen=(self.settings.listen_address, self.settings.listen_port))
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_loop())
         if self._http:
             from charging.ocs.api import install
 
@@ -81,6 +96,11 @@ class OcsServer:
         return self.node.is_serving
 
     async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
         await self.node.stop()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -99,9 +119,44 @@ class OcsServer:
             bad = codec.first(req.avps, dc.AVP_CC_REQUEST_TYPE)
             failed = [codec.raw_avp(dc.AVP_FAILED_AVP, codec.encode_avps([bad]))] if bad else []
             return codec.new_answer(req, dc.INVALID_AVP_VALUE, failed)  # EVENT_REQUEST is not offered
-        decision = await self.ledger.apply(ccr, self.tariffs, self.settings.grant_seconds)
+        decision = await self.ledger.apply(
+            ccr, self.tariffs, self.settings.grant_seconds, self.settings.tcc_seconds
+        )
         OCS_CCR.labels(_TYPE_NAME[ccr.request_type], str(decision.result_code)).inc()
+        if decision.late:
+            OCS_LATE.labels(_TYPE_NAME[ccr.request_type]).inc()
+            log.warning(
+                "ocs_late_report",
+                session=ccr.session_id,
+                type=_TYPE_NAME[ccr.request_type],
+                used=ccr.used_seconds or 0,
+                result=decision.result_code,
+            )
         return self.answer(req, ccr, decision.result_code, decision.granted_seconds, decision.final_unit)
+
+    async def sweep(self) -> int:
+        """Expire the sessions idle for Tcc now; returns how many (the sweeper calls it periodically)."""
+        tcc = self.settings.tcc_seconds
+        expired = await self.ledger.expire(time.time(), tcc)
+        for ex in expired:
+            OCS_EXPIRED.inc()
+            OCS_EXPIRED_RELEASED.inc(ex.released)
+            log.warning(
+                "ocs_reservation_expired",
+                session=ex.session_id,
+                e164=ex.e164,
+                released=ex.released,
+                idle_seconds=round(ex.idle_seconds, 1),
+            )
+        return len(expired)
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.expiry_sweep_seconds)
+            try:
+                await self.sweep()
+            except Exception:  # database down: try again next round, keep answering CCRs
+                log.exception("ocs_expiry_sweep_failed")
 
     def answer(self, req: Message, ccr: Ccr, rc: int, granted: int | None, final: bool) -> Message:
         if rc == dc.CREDIT_LIMIT_REACHED and ccr.request_type == dc.CC_REQUEST_UPDATE:

@@ -68,6 +68,9 @@ class RtpSession:
         self.last_received: float | None = None
         self.packets_sent = 0
         self.octets_sent = 0
+        self.packets_received = 0
+        self.octets_received = 0
+        """Accepted packets and their payload octets (RFC 3550 §6.4.1 counts payload octets), all SSRCs."""
 
     def update_remote(self, remote: Address, payload_type: int, telephone_event_pt: int | None) -> None:
         """A new offer/answer (re-INVITE): new SDP address, latching starts over."""
@@ -100,6 +103,8 @@ class RtpSession:
         self.last_received = now
         if not self.stats.update(pkt.sequence, pkt.timestamp, now):
             return PacketDropped("duplicate")
+        self.packets_received += 1
+        self.octets_received += len(pkt.payload)
         if is_te:
             try:
                 digit = self.dtmf.feed(pkt.ssrc, pkt.timestamp, pkt.payload)
@@ -118,6 +123,20 @@ class RtpSession:
         self.packets_sent += 1
         self.octets_sent += len(payload)
         return head + payload
+
+    def summary(self) -> dict[str, int | float]:
+        """Per-call statistics for the call-end log line and the message envelope.
+
+        Sender counts as in an SR (RFC 3550 §6.4.1: payload octets), receive counts over the whole call;
+        ``lost``, ``loss_fraction`` (cumulative, §A.3) and ``jitter_ms`` (§A.8) are of the current SSRC
+        (statistics restart when the peer changes SSRC, §8.2).
+        """
+        return {
+            "packets_sent": self.packets_sent, "octets_sent": self.octets_sent,
+            "packets_received": self.packets_received, "octets_received": self.octets_received,
+            "expected": self.stats.expected, "lost": self.stats.lost,
+            "loss_fraction": round(self.stats.loss_fraction, 6), "jitter_ms": round(self.stats.jitter_ms, 3),
+        }
 
     def skip(self, samples: int = SAMPLES_PER_FRAME) -> None:
         """Advance the timestamp without sending (hold/silence suppression); marks the next talkspurt."""

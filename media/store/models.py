@@ -8,6 +8,7 @@ import datetime as dt
 from mongoengine import (
     BooleanField,
     DateTimeField,
+    DictField,
     Document,
     IntField,
     ObjectIdField,
@@ -22,19 +23,25 @@ def utcnow() -> dt.datetime:
 
 
 class VoicemailBox(Document):  # type: ignore[misc]
-    """Per-mailbox settings; created on first use with the service defaults."""
+    """What media owns about a mailbox; created on first use with the service defaults.
+
+    The PIN is not here: it is account data (``accounts.voicemail.pin_hash``, provisioning API). Documents
+    written by older versions may still carry ``pin_hash``; ``strict: False`` lets them load and
+    :meth:`media.store.voicemail.VoicemailStore.migrate_legacy_pins` moves the value to the account.
+    """
 
     mailbox = StringField(required=True, unique=True)
-    pin_hash = StringField()
-    """``pbkdf2_sha256$<iterations>$<salt hex>$<hash hex>``; None = no PIN set."""
     require_pin = BooleanField(default=False)
     locked = BooleanField(default=False)
     pin_failures = IntField(default=0)
     max_messages = IntField()
     greeting_audio_id = ObjectIdField()
+    deposits = IntField(default=0)
+    """Written by every deposit transaction: the write that makes concurrent deposits conflict (and retry),
+    so the count-then-insert of :meth:`VoicemailStore.add_message` is atomic."""
     updated_at = DateTimeField(default=utcnow)
 
-    meta = {"collection": "voicemail_boxes"}
+    meta = {"collection": "voicemail_boxes", "strict": False}
 
 
 class VoicemailMessage(Document):  # type: ignore[misc]
@@ -45,9 +52,11 @@ class VoicemailMessage(Document):  # type: ignore[misc]
     state = StringField(choices=STATES, default="new")
     audio_id = ObjectIdField(required=True)
     call_id = StringField()
+    rtp = DictField()
+    """Receive/send statistics of the call that left the message (``RtpSession.summary()``)."""
 
     meta = {
         "collection": "voicemail_messages",
-        "indexes": [("mailbox", "state", "received_at")],
+        "indexes": [("mailbox", "state", "received_at"), ("mailbox", "call_id")],
         "ordering": ["received_at"],
     }

@@ -3,27 +3,40 @@
 Durability order for a new message (the issue's "never lost once the caller hung up"): the audio goes to
 GridFS first, then the message document is inserted; both with the client's default write concern
 (majority on a replica set). The caller is released only after :meth:`VoicemailStore.add_message` returns.
+
+Mailbox limit: the count and the insert run in one transaction that also writes the mailbox document, so two
+racing deposits conflict (``WriteConflict``, label ``TransientTransactionError``) and the loser retries with
+the winner's message counted: the limit is never exceeded and never under-filled. Needs a replica set
+(SecantusDB is one; so is every production MongoDB here).
+
+The PIN is account data (``hss_adapter``); media only verifies it (a callable from the account settings) and
+keeps the lock state and failure count, which are media's.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
-import hmac
-import secrets
-from collections.abc import Callable
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import gridfs
 from bson import ObjectId
 from bson.errors import InvalidId
-from mongoengine.connection import get_db
+from mongoengine.connection import get_connection, get_db
+from pymongo.errors import PyMongoError
 
 from media.audio.wav import ulaw_wav
 from media.store.models import VoicemailBox, VoicemailMessage, utcnow
+from secondnum.log import get_logger
 
-PIN_ITERATIONS = 50_000
+log = get_logger(__name__)
+
 MAX_PIN_FAILURES = 3
+TXN_ATTEMPTS = 60
+"""Write-conflict retries of one deposit transaction (jittered backoff, ~1.5 s in all at most)."""
 
 
 class MailboxFullError(Exception):
@@ -42,31 +55,19 @@ class MessageInfo:
     received_at: dt.datetime
     duration_ms: int
     state: str
+    rtp: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """RTP statistics of the call that left the message (empty for older messages)."""
 
     def as_json(self) -> dict[str, object]:
         d = dataclasses.asdict(self)
+        d["rtp"] = dict(self.rtp)
         d["received_at"] = self.received_at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
         return d
 
 
-def hash_pin(pin: str, salt: bytes | None = None, iterations: int = PIN_ITERATIONS) -> str:
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt, iterations)
-    return f"pbkdf2_sha256${iterations}${salt.hex()}${digest.hex()}"
-
-
-def verify_pin(pin: str, stored: str) -> bool:
-    try:
-        _, iterations, salt, digest = stored.split("$")
-        candidate = hashlib.pbkdf2_hmac("sha256", pin.encode(), bytes.fromhex(salt), int(iterations))
-    except ValueError:
-        return False
-    return hmac.compare_digest(candidate.hex(), digest)
-
-
 def _info(m: VoicemailMessage) -> MessageInfo:
     received = m.received_at if m.received_at.tzinfo else m.received_at.replace(tzinfo=dt.UTC)
-    return MessageInfo(str(m.id), m.mailbox, m.caller, received, m.duration_ms, m.state)
+    return MessageInfo(str(m.id), m.mailbox, m.caller, received, m.duration_ms, m.state, dict(m.rtp or {}))
 
 
 def _oid(text: str) -> ObjectId:
@@ -110,12 +111,10 @@ class VoicemailStore:
         return (VoicemailMessage.objects(mailbox=mailbox, state="new").count(),
                 VoicemailMessage.objects(mailbox=mailbox, state="saved").count())
 
-    def update_box(self, mailbox: str, *, pin: str | None = None, require_pin: bool | None = None,
-                   locked: bool | None = None, max_messages: int | None = None) -> VoicemailBox:
+    def update_box(self, mailbox: str, *, require_pin: bool | None = None, locked: bool | None = None,
+                   max_messages: int | None = None) -> VoicemailBox:
         box = self.box(mailbox)
         updates: dict[str, object] = {"set__updated_at": utcnow()}
-        if pin is not None:
-            updates["set__pin_hash"] = hash_pin(pin)
         if require_pin is not None:
             updates["set__require_pin"] = require_pin
         if locked is not None:
@@ -129,17 +128,16 @@ class VoicemailStore:
         return box
 
     def check_pin(self, mailbox: str, pin: str,
-                  account_check: Callable[[str], bool] | None = None) -> tuple[bool, bool]:
+                  account_check: Callable[[str], bool] | None) -> tuple[bool, bool]:
         """(pin correct, mailbox locked now). Three consecutive failures lock the mailbox.
 
-        ``account_check`` verifies against the account's PIN (subscriber data) when it has one; the
-        mailbox's own PIN (set over media's REST API) is used otherwise.
+        ``account_check`` verifies ``pin`` against the account's PIN (the only PIN there is); None (the
+        account has no PIN) fails like a wrong PIN.
         """
         box = self.box(mailbox)
         if box.locked:
             return False, True
-        ok = account_check(pin) if account_check is not None else bool(
-            box.pin_hash and verify_pin(pin, box.pin_hash))
+        ok = account_check is not None and account_check(pin)
         if ok:
             box.update(set__pin_failures=0)
             return True, False
@@ -149,6 +147,24 @@ class VoicemailStore:
             box.update(set__locked=True)
             return False, True
         return False, False
+
+    def migrate_legacy_pins(self, adopt: Callable[[str, str], str]) -> dict[str, str]:
+        """One-time move of PINs that older versions kept in ``voicemail_boxes`` (pbkdf2) to the account.
+
+        ``adopt(did, pin_hash)`` (``hss_adapter.store.adopt_voicemail_pin_hash``) sets the account's PIN
+        only when the account has none and says what it did (``adopted``, ``kept`` = the account's own PIN
+        wins, ``no_account``). The mailbox copy is removed in every case, so this runs once per document;
+        returns mailbox -> outcome for the log.
+        """
+        boxes = VoicemailBox._get_collection()
+        done: dict[str, str] = {}
+        for raw in boxes.find({"pin_hash": {"$exists": True}}, {"mailbox": 1, "pin_hash": 1}):
+            mailbox, pin_hash = raw["mailbox"], raw.get("pin_hash")
+            outcome = adopt(mailbox, pin_hash) if pin_hash else "empty"
+            boxes.update_one({"_id": raw["_id"]}, {"$unset": {"pin_hash": ""}})
+            log.warning("legacy_mailbox_pin_migrated", mailbox=mailbox, outcome=outcome)
+            done[mailbox] = outcome
+        return done
 
     # --- greetings ---
     def greeting(self, mailbox: str) -> bytes | None:
@@ -172,24 +188,70 @@ class VoicemailStore:
 
     # --- messages ---
     def add_message(self, mailbox: str, caller: str, ulaw: bytes, received_at: dt.datetime, *,
-                    call_id: str = "", account_limit: int | None = None) -> MessageInfo:
-        """Store audio then document (see module doc); raises MailboxFullError."""
+                    call_id: str = "", account_limit: int | None = None,
+                    rtp: Mapping[str, Any] | None = None, force: bool = False) -> MessageInfo:
+        """Store audio then document (see module doc); raises MailboxFullError.
+
+        ``force`` skips the limit: for messages already accepted from a caller (spool import, deposits taken
+        while the database was down). With a ``call_id`` the operation is idempotent: a message of the same
+        call in the mailbox is returned instead of a second copy (a spool import interrupted after the
+        insert, a retry after an unknown commit result).
+        """
         box = self.box(mailbox)
-        capacity = self.capacity(box, account_limit)
-        if VoicemailMessage.objects(mailbox=mailbox).count() >= capacity:
-            raise MailboxFullError(mailbox)
+        capacity = None if force else self.capacity(box, account_limit)
+        if capacity is not None and VoicemailMessage.objects(mailbox=mailbox).count() >= capacity:
+            raise MailboxFullError(mailbox)  # cheap early answer; the transaction below decides races
         audio_id = self._fs.put(ulaw, mailbox=mailbox, kind="message", call_id=call_id)
         msg = VoicemailMessage(mailbox=mailbox, caller=caller, received_at=received_at,
-                               duration_ms=len(ulaw) // 8, state="new", audio_id=audio_id, call_id=call_id)
-        msg.save()
-        # Concurrent deposits may all pass the check above: re-count after inserting and withdraw ours if
-        # it is beyond the capacity, so the limit is never exceeded (at worst a racing pair both withdraw).
-        newer_or_same = VoicemailMessage.objects(mailbox=mailbox, id__lte=msg.id).count()
-        if newer_or_same > capacity:
-            msg.delete()
+                               duration_ms=len(ulaw) // 8, state="new", audio_id=audio_id, call_id=call_id,
+                               rtp=dict(rtp or {}))
+        msg.validate()
+        doc = msg.to_mongo().to_dict()
+        doc["_id"] = ObjectId()
+        try:
+            stored_id = self._insert_within_limit(mailbox, doc, capacity, call_id)
+        except MailboxFullError:
             self._fs.delete(audio_id)
-            raise MailboxFullError(mailbox)
-        return _info(msg)
+            raise
+        if stored_id != doc["_id"]:
+            self._fs.delete(audio_id)  # the call's message was already there
+        stored = VoicemailMessage.objects(id=stored_id).first()
+        if stored is None:  # pragma: no cover - deleted between commit and read
+            raise NotFoundError(str(stored_id))
+        return _info(stored)
+
+    def _insert_within_limit(self, mailbox: str, doc: dict[str, Any], capacity: int | None,
+                             call_id: str) -> ObjectId:
+        """Count-then-insert as one transaction serialised on the mailbox document (module doc)."""
+        client = get_connection(self.alias)
+        db = get_db(self.alias)  # the session and the collections must belong to the same client
+        boxes = db[VoicemailBox._meta["collection"]]
+        messages = db[VoicemailMessage._meta["collection"]]
+        for attempt in range(TXN_ATTEMPTS):
+            try:
+                with client.start_session() as session, session.start_transaction():
+                    # First statement: the conflicting write, so a loser learns it early and cheaply.
+                    boxes.update_one({"mailbox": mailbox}, {"$inc": {"deposits": 1}}, session=session)
+                    if call_id:
+                        same = messages.find_one({"mailbox": mailbox, "call_id": call_id}, {"_id": 1},
+                                                 session=session)
+                        if same is not None:
+                            found: ObjectId = same["_id"]
+                            return found
+                    if capacity is not None and messages.count_documents(
+                            {"mailbox": mailbox}, session=session) >= capacity:
+                        raise MailboxFullError(mailbox)
+                    messages.insert_one(doc, session=session)
+                inserted: ObjectId = doc["_id"]
+                return inserted
+            except PyMongoError as exc:
+                if not exc.has_error_label("TransientTransactionError") or attempt == TXN_ATTEMPTS - 1:
+                    raise
+                time.sleep(random.uniform(0.0, min(0.05, 0.001 * 2 ** attempt)))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def has_message(self, mailbox: str, call_id: str) -> bool:
+        return bool(VoicemailMessage.objects(mailbox=mailbox, call_id=call_id).count())
 
     def list_messages(self, mailbox: str, state: str | None = None) -> list[MessageInfo]:
         query = VoicemailMessage.objects(mailbox=mailbox)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+
+from secondnum.entropy import random_hex
 
 from ..log import get_logger
 from . import metrics
@@ -182,6 +183,25 @@ class IncomingRequest:
         return f"<IncomingRequest {self.request.method} from {src}>"
 
 
+class _AcceptedInvite:
+    """What an INVITE client transaction in the Accepted state (RFC 6026 §8.4) needs from its TU (Timer M).
+
+    The ACKs to re-send per To tag (§13.2.2.4), the request's husk (to ACK and BYE the 2xx of another fork)
+    and the tag the application has yet to ACK. The transaction keeps this, not the
+    :class:`ClientTransactionHandle`, for those 64*T1: the handle holds the full request, the responses and
+    the TU's callbacks, and through them the whole call, which would otherwise outlive the call by 32 s.
+    """
+
+    __slots__ = ("_acks", "final_tag", "request", "transport", "tx")
+
+    def __init__(self, handle: ClientTransactionHandle, request: SipRequest, final_tag: str) -> None:
+        self._acks = handle._acks  # shared: ACKs the application sends later land here too
+        self.request = request
+        self.transport = handle.transport
+        self.final_tag = final_tag
+        self.tx = handle.tx
+
+
 class ClientTransactionHandle:
     """An outgoing request: await :meth:`final_response`, iterate :meth:`provisionals`."""
 
@@ -282,7 +302,7 @@ class SipEndpoint:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        self._invites: dict[tuple[str, int], ClientTransactionHandle] = {}
+        self._invites: dict[tuple[str, int], ClientTransactionHandle | _AcceptedInvite] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._sent_children: dict[tuple[str, str], object] = {}
         self._received_children: dict[tuple[str, str], object] = {}
@@ -328,7 +348,7 @@ class SipEndpoint:
         h.set("max-forwards", "70")
         h.set("from", str(from_na))
         h.set("to", str(to))
-        h.set("call-id", call_id or f"{secrets.token_hex(12)}@{self.local_address[0]}")
+        h.set("call-id", call_id or f"{random_hex(12)}@{self.local_address[0]}")
         h.set("cseq", f"{cseq} {method}")
         if contact and method in _DIALOG_CREATING:
             h.set("contact", f"<{self.local_contact(transport=transport)}>")
@@ -381,9 +401,9 @@ class SipEndpoint:
         transport = transport.lower()
         self._add_via(ack, transport)
         data = self.layer.send_stateless(ack, dest, transport)
-        handle = self._invites.get((ack.call_id, ack.cseq.seq))
-        if handle is not None:
-            handle._acks[ack.to.tag or ""] = (data, ack, dest, transport)
+        pending = self._invites.get((ack.call_id, ack.cseq.seq))
+        if pending is not None:
+            pending._acks[ack.to.tag or ""] = (data, ack, dest, transport)
         self._flush([])
 
     def cancel(self, handle: ClientTransactionHandle,
@@ -636,11 +656,12 @@ class SipEndpoint:
 
     def _on_response(self, ev: ResponseReceived) -> None:
         handle = ev.tx.user_data
-        if not isinstance(handle, ClientTransactionHandle):
-            return
         resp = ev.response
-        if ev.retransmission:
-            self._on_2xx_retransmission(handle, resp)
+        if isinstance(handle, _AcceptedInvite):
+            if ev.retransmission:
+                self._on_2xx_retransmission(handle, resp)
+            return
+        if not isinstance(handle, ClientTransactionHandle):
             return
         if resp.status < 200:
             handle._provisional(resp)
@@ -649,10 +670,18 @@ class SipEndpoint:
                 self._send_cancel(handle)
             return
         handle._set_final(resp)
-        if not (resp.is_success and isinstance(ev.tx, ClientInviteTransaction)):
-            ev.tx.user_data = None  # only an accepted INVITE needs its handle later (to re-send the ACK)
+        tx = ev.tx
+        if resp.is_success and isinstance(tx, ClientInviteTransaction):
+            # Accepted (RFC 6026 §8.4): keep only what re-ACKing 2xx retransmissions needs.
+            accepted = _AcceptedInvite(handle, tx.request, resp.to.tag or "")
+            tx.user_data = accepted
+            key = (handle.request.call_id, handle.request.cseq.seq)
+            if self._invites.get(key) is handle:
+                self._invites[key] = accepted
+        else:
+            tx.user_data = None
 
-    def _on_2xx_retransmission(self, handle: ClientTransactionHandle, resp: SipResponse) -> None:
+    def _on_2xx_retransmission(self, handle: _AcceptedInvite, resp: SipResponse) -> None:
         """RFC 6026 §8.4: re-send our ACK on 2xx retransmission; ACK+BYE a 2xx of another fork (§13.2.2.4)."""
         tag = resp.to.tag or ""
         stored = handle._acks.get(tag)
@@ -661,8 +690,7 @@ class SipEndpoint:
             metrics.RETRANSMISSIONS.labels("ack").inc()
             self.layer.resend(data, ack, dest, transport)
             return
-        final = handle._final.result() if handle.done and not handle._final.exception() else None
-        if final is not None and final.to.tag == tag:
+        if handle.final_tag == tag:
             return  # the application has not ACKed yet
         try:
             extra = Dialog.from_uac(handle.request, resp, self.local_contact())

@@ -7,10 +7,11 @@ the field is modified through :meth:`SipMessage.set_header`/``add_header``/``rem
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any, TypeVar
+
+from secondnum.entropy import random_hex
 
 from .errors import BadHeaderError, SipParseError
 from .fields import (
@@ -55,12 +56,12 @@ REASON_PHRASES: dict[int, str] = {
 
 def new_branch() -> str:
     """A fresh RFC 3261 branch (§8.1.1.7: starts with the magic cookie)."""
-    return MAGIC_COOKIE + secrets.token_hex(8)
+    return MAGIC_COOKIE + random_hex(8)
 
 
 def new_tag() -> str:
     """A fresh From/To tag (§19.3: at least 32 bits of randomness)."""
-    return secrets.token_hex(5)
+    return random_hex(5)
 
 
 class SipMessage:

@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
+from testutil import require_binary
 
-from media.audio import g711
+from media.audio import g711, wav
 from media.rtp import packet as rtp
 from media.rtp.dtmf import event_payloads
 from media.rtp.session import RtpSession
@@ -241,6 +246,33 @@ class Uac:
         assert self.dialog is not None
         req = self.dialog.create_refer_notify(status_line, state=state)
         return await asyncio.wait_for(self.endpoint.request(req, self.server, "udp").final_response(), 30)
+
+
+PJSUA_SCRIPT = Path(__file__).with_name("pjsua_call.py")
+
+
+async def run_pjsua(plan: dict[str, object], timeout: float = 120) -> dict[str, object]:
+    pytest.importorskip("pjsua2", reason="pjsua2-python is not installed")
+    plan.setdefault("rtp_port", free_port_block(12))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(PJSUA_SCRIPT), json.dumps(plan), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    return json.loads(out.decode().strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def heard(path: Path) -> np.ndarray:
+    return np.frombuffer(wav.read_wav(path.read_bytes()), "<i2").astype(float)
+
+
+def speech_wav(tmp_path: Path, text: str) -> tuple[Path, np.ndarray]:
+    require_binary("espeak-ng")
+    cmd = ["espeak-ng", "--stdout", "-v", "en-gb", text]
+    raw = subprocess.run(cmd, capture_output=True, check=True).stdout
+    pcm = wav.read_wav(raw)
+    path = tmp_path / f"speech{abs(hash(text)) % 1000}.wav"
+    path.write_bytes(wav.pcm_wav(pcm))
+    return path, np.frombuffer(pcm, "<i2").astype(float)
 
 
 def xcorr_peak(recorded: np.ndarray, reference: np.ndarray) -> tuple[float, int]:

@@ -7,8 +7,10 @@ import datetime as dt
 import aiohttp
 import pytest
 
+from hss_adapter.store import create_account
 from media.audio import g711, tones, wav
 from media.service import MediaService
+from media.store.models import VoicemailBox
 from media.store.voicemail import VoicemailStore
 
 MB = "42027777100"
@@ -49,7 +51,7 @@ async def test_list_download_save_delete(media: MediaService, base: str) -> None
     ("patch", f"/{MB}/messages/x", {"json": {"state": "gone"}}, 400),
     ("patch", f"/{MB}/messages/x", {"data": b"{not json"}, 400),
     ("put", f"/{MB}/greeting", {"data": b"RIFFnope"}, 415),
-    ("patch", f"/{MB}", {"json": {"pin": "12"}}, 400),
+    ("patch", f"/{MB}", {"json": {"pin": "1234"}}, 400),
     ("patch", f"/{MB}", {"json": {"colour": "red"}}, 400),
     ("patch", f"/{MB}", {"json": {"max_messages": True}}, 400),
 ])
@@ -65,11 +67,23 @@ async def test_greeting_upload_and_mailbox_settings(media: MediaService, base: s
     async with aiohttp.ClientSession() as http:
         async with http.put(f"{base}/{MB}/greeting", data=greeting) as r:
             assert r.status == 201 and (await r.json())["duration_ms"] == 1500
-        async with http.patch(f"{base}/{MB}", json={"pin": "2468", "require_pin": True}) as r:
+        async with http.patch(f"{base}/{MB}", json={"require_pin": True}) as r:
             body = await r.json()
-            assert body["pin_set"] and body["require_pin"] and body["custom_greeting"]
+            assert not body["pin_set"] and body["require_pin"] and body["custom_greeting"]
         async with http.delete(f"{base}/{MB}/greeting") as r:
             assert r.status == 204
         async with http.get(f"{base}/{MB}") as r:
             assert (await r.json())["custom_greeting"] is False
-    assert VoicemailStore().box(MB).pin_hash is not None
+
+
+async def test_pin_is_account_data(media: MediaService, base: str) -> None:
+    """The PIN is set through the provisioning API only; media shows whether the account has one."""
+    async with aiohttp.ClientSession() as http:
+        async with http.patch(f"{base}/{MB}", json={"pin": "2468"}) as r:
+            assert r.status == 400 and r.content_type == "application/problem+json"
+            assert "/api/v1/accounts/{did}/voicemail" in (await r.json())["detail"]
+        create_account({"did": MB, "voicemail": {"pin": "2468", "pin_required": True, "max_messages": 7}})
+        async with http.get(f"{base}/{MB}") as r:
+            body = await r.json()
+            assert body["pin_set"] and body["account_pin_required"] and body["max_messages"] == 7
+    assert "pin_hash" not in VoicemailBox._get_collection().find_one({"mailbox": MB})

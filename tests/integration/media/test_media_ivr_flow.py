@@ -96,8 +96,10 @@ async def test_access_menu_listen_save_and_refused_then_accepted_refer(media: Me
 
 
 async def test_pin_required_without_network_auth_and_lock(media: MediaService, uac: Uac) -> None:
+    from hss_adapter.store import create_account
+
+    create_account({"did": MB, "voicemail": {"pin": "2468"}})  # the account's PIN is the only PIN
     store = VoicemailStore()
-    store.update_box(MB, pin="2468")
     await uac.call(media.server.endpoint.local_address, "vm-access")
     mark = await heard(uac, expected(media, PHRASES["enter_pin"]), 0)
     for attempt in range(3):

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from media_harness import free_port_block, prompt_match
-from testutil import require_binary
+from media_harness import heard, prompt_match, run_pjsua, speech_wav
 
 from media.audio import g711, tones, wav
 from media.prompts.cache import trim_silence
@@ -24,21 +20,6 @@ from media.store.voicemail import VoicemailStore
 pytestmark = [pytest.mark.pjsua, pytest.mark.slow]
 
 MB = "42027777100"
-SCRIPT = Path(__file__).with_name("pjsua_call.py")
-
-
-async def run_pjsua(plan: dict[str, object], timeout: float = 120) -> dict[str, object]:
-    pytest.importorskip("pjsua2", reason="pjsua2-python is not installed")
-    plan.setdefault("rtp_port", free_port_block(12))
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(SCRIPT), json.dumps(plan), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    assert proc.returncode == 0, err.decode()[-2000:]
-    return json.loads(out.decode().strip().splitlines()[-1])  # type: ignore[no-any-return]
-
-
-def heard(path: Path) -> np.ndarray:
-    return np.frombuffer(wav.read_wav(path.read_bytes()), "<i2").astype(float)
 
 
 def prompt(media: MediaService, *texts: str) -> np.ndarray:
@@ -49,16 +30,6 @@ def prompt(media: MediaService, *texts: str) -> np.ndarray:
 def uri(media: MediaService, service: str, extra: str = "") -> str:
     host, port = media.server.endpoint.local_address
     return f"sip:{service}@{host}:{port};mailbox={MB}{extra}"
-
-
-def speech_wav(tmp_path: Path, text: str) -> tuple[Path, np.ndarray]:
-    require_binary("espeak-ng")
-    cmd = ["espeak-ng", "--stdout", "-v", "en-gb", text]
-    raw = subprocess.run(cmd, capture_output=True, check=True).stdout
-    pcm = wav.read_wav(raw)
-    path = tmp_path / f"speech{abs(hash(text)) % 1000}.wav"
-    path.write_bytes(wav.pcm_wav(pcm))
-    return path, np.frombuffer(pcm, "<i2").astype(float)
 
 
 async def test_deposit_default_greeting_heard(media: MediaService, tmp_path: Path) -> None:
@@ -126,7 +97,9 @@ async def test_access_navigate_with_dtmf(media: MediaService, tmp_path: Path, me
 
 
 async def test_pjsua_pin_prompt_without_network_auth(media: MediaService, tmp_path: Path) -> None:
-    VoicemailStore().update_box(MB, pin="2468")
+    from hss_adapter.store import create_account
+
+    create_account({"did": MB, "voicemail": {"pin": "2468"}})  # set through the provisioning API's store
     rec = tmp_path / "heard.wav"
     steps = [{"at": 4, "dtmf": "2468#"}, {"at": 12, "hangup": True}]
     result = await run_pjsua({"uri": uri(media, "vm-access"), "record": str(rec), "steps": steps})

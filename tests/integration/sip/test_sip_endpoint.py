@@ -358,6 +358,71 @@ async def test_uac_reacks_retransmitted_2xx(uac: tuple[SipEndpoint, list[Incomin
     assert ack2 == ack1
 
 
+async def test_uac_acks_and_releases_the_2xx_of_another_fork(
+        uac: tuple[SipEndpoint, list[IncomingRequest]], raw: RawUdp) -> None:
+    """A forking proxy delivers a second 2xx with another To tag after we ACKed the first: the endpoint ACKs
+    it and sends BYE on that second dialog (RFC 3261 §13.2.2.4), while the first dialog is untouched."""
+    ep, _ = uac
+    req = new_invite(ep, raw.port)
+    handle = ep.request(req, ("127.0.0.1", raw.port), "udp")
+    invite = parse_message(await raw.recv())
+    assert isinstance(invite, SipRequest)
+    contact = f"<sip:raw@127.0.0.1:{raw.port}>"
+    first = invite.create_response(200, to_tag="fork1", headers=[("Contact", contact)])
+    raw.send(first.encode(), ep.port)
+    resp = await handle.final_response()
+    dialog = Dialog.from_uac(req, resp, ep.local_contact())
+    ep.send_ack(dialog.create_ack(req.cseq.seq), *dialog.next_hop())
+    assert (await raw.recv()).startswith(b"ACK ")
+    second = invite.create_response(200, to_tag="fork2", headers=[("Contact", contact)])
+    raw.send(second.encode(), ep.port)
+    got = [parse_message(await raw.recv()) for _ in range(2)]
+    methods = {m.method: m for m in got if isinstance(m, SipRequest)}
+    assert set(methods) == {"ACK", "BYE"}
+    assert methods["ACK"].to.tag == "fork2" and methods["BYE"].to.tag == "fork2"
+    assert methods["BYE"].call_id == req.call_id
+    raw.send(methods["BYE"].create_response(200).encode(), ep.port)
+    raw.send(first.encode(), ep.port)  # the first fork's 2xx again: only the same ACK, no BYE
+    again = parse_message(await raw.recv())
+    assert isinstance(again, SipRequest) and again.method == "ACK" and again.to.tag == "fork1"
+
+
+async def test_accepted_invite_does_not_keep_the_application_objects(
+        uac: tuple[SipEndpoint, list[IncomingRequest]], raw: RawUdp) -> None:
+    """During Timer M (RFC 6026 §8.4) the transaction keeps only what re-ACKing needs: once the application
+    lets go of its handle, the handle, the full request and the response are freed at once (reference
+    counting), although the transaction still absorbs 2xx retransmissions for 64*T1."""
+    import gc
+    import sys
+
+    ep, _ = uac
+    req = new_invite(ep, raw.port)
+    handle = ep.request(req, ("127.0.0.1", raw.port), "udp")
+    invite = parse_message(await raw.recv())
+    assert isinstance(invite, SipRequest)
+    ok = invite.create_response(200, to_tag="t1", headers=[("Contact", f"<sip:raw@127.0.0.1:{raw.port}>")])
+    raw.send(ok.encode(), ep.port)
+    resp = await handle.final_response()
+    dialog = Dialog.from_uac(req, resp, ep.local_contact())
+    ep.send_ack(dialog.create_ack(req.cseq.seq), *dialog.next_hop())
+    ack = await raw.recv()
+    assert sys.getrefcount(handle) == 2  # this frame's name and getrefcount's argument: nobody else
+    # Everything the endpoint keeps (the transaction layer, the INVITE index) must not reach the handle, the
+    # application's request or the response.
+    kept: list[object] = [ep.layer, ep._invites]
+    seen = {id(o) for o in kept}
+    while kept:
+        for ref in gc.get_referents(kept.pop()):
+            if id(ref) not in seen and not isinstance(ref, (type, asyncio.AbstractEventLoop)):
+                seen.add(id(ref))
+                kept.append(ref)
+    assert not seen & {id(handle), id(req), id(resp)}
+    del handle, req, resp, dialog
+    assert ep.layer.client_transactions == 1  # still in Accepted
+    raw.send(ok.encode(), ep.port)
+    assert await raw.recv() == ack
+
+
 async def test_tcp_idle_connection_closed() -> None:
     async def handler(inc: IncomingRequest) -> None:
         inc.respond(200)

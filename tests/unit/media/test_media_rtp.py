@@ -138,3 +138,30 @@ def test_session_builds_sequential_packets() -> None:
     assert (b.sequence - a.sequence) & 0xFFFF == 1
     assert (b.timestamp - a.timestamp) & 0xFFFFFFFF == 160
     assert a.ssrc == b.ssrc == s.ssrc
+
+
+def test_session_summary_counts_loss_and_jitter() -> None:
+    """The per-call export (log line, histograms, message envelope): 100 packets sent by the peer, 5 lost,
+    arrivals alternately 0 and 4 ms late (RFC 3550 §A.8 jitter converges towards 4 ms)."""
+    s = _session()
+    for n in range(100):
+        if n in (20, 21, 50, 70, 90):
+            continue
+        late = 0.004 if n % 2 else 0.0
+        s.receive(rtp.RtpPacket(0, 1000 + n, n * 160, 7, b"\xff" * 160).encode(), PEER, n * 0.02 + late)
+    s.receive(rtp.RtpPacket(0, 1099, 99 * 160, 7, b"\xff" * 160).encode(), PEER, 2.0)  # duplicate
+    for _ in range(3):
+        s.build(b"\xff" * 160)
+    summary = s.summary()
+    assert summary["packets_sent"] == 3 and summary["octets_sent"] == 480
+    assert summary["packets_received"] == 95 and summary["octets_received"] == 95 * 160
+    # §A.1: the first packet is the source's probation packet; counting starts with the second.
+    assert summary["expected"] == 99 and summary["lost"] == 5
+    assert summary["loss_fraction"] == pytest.approx(5 / 99, abs=1e-6)
+    assert 3.0 < float(summary["jitter_ms"]) < 4.5
+
+
+def test_session_summary_without_packets() -> None:
+    summary = _session().summary()
+    assert summary["packets_received"] == 0 and summary["expected"] == 0
+    assert summary["loss_fraction"] == 0.0 and summary["jitter_ms"] == 0.0
