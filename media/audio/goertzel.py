@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from media.audio import g711
+
 ROWS = (697.0, 770.0, 852.0, 941.0)
 COLS = (1209.0, 1336.0, 1477.0, 1633.0)
 KEYS = ("123A", "456B", "789C", "*0#D")
@@ -75,6 +77,15 @@ class GoertzelDetector:
 
     def feed(self, pcm16: bytes) -> list[str]:
         """Feed 16-bit little-endian PCM (any length; whole frames are analysed); return new digits."""
+        if len(pcm16) == 2 * self.frame:
+            # The common case, one RTP frame: reject a quiet frame with the C energy measure before any
+            # numpy work (a caller is silent a good part of the time, and this runs for every frame).
+            # g711.rms (audioop) truncates to an integer: rms + 1 bounds the true value, so no frame the
+            # numpy path would analyse is rejected here.
+            bound = g711.rms(pcm16) + 1
+            if bound * bound * self.frame < self.min_energy:
+                self._candidate, self._count, self._reported = None, 0, None
+                return []
         samples = np.frombuffer(pcm16[: len(pcm16) // 2 * 2], "<i2").astype(np.float64)
         digits: list[str] = []
         for start in range(0, len(samples) - self.frame + 1, self.frame):

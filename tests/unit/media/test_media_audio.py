@@ -7,6 +7,8 @@ import subprocess
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from testutil import require_binary
 
 from media.audio import g711, tones, wav
@@ -92,3 +94,14 @@ def test_digit_over_speech_still_found() -> None:
     key = np.frombuffer(tones.dtmf("9", 200), "<i2").astype(float)
     mixed = wav.to_pcm16(key + speech[: len(key)])
     assert GoertzelDetector().feed(mixed) == ["9"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.integers(-32768, 32767), min_size=160, max_size=160), st.floats(0.0, 1.0))
+def test_energy_gate_never_rejects_a_frame_the_detector_analyses(values: list[int], scale: float) -> None:
+    """GoertzelDetector.feed skips quiet frames with the C RMS before numpy: its bound must never be below the
+    frame's true energy, or a real digit near the threshold would be lost."""
+    pcm = np.array([int(v * scale) for v in values], dtype="<i2")
+    total = float(pcm.astype(np.float64) @ pcm.astype(np.float64))
+    bound = g711.rms(pcm.tobytes()) + 1
+    assert bound * bound * 160 >= total
