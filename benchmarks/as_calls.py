@@ -454,7 +454,7 @@ async def start_as(
     mongo: EmbeddedMongo,
 ) -> System:
     """SecantusDB, accounts, the OCS and the AS; returns the AS as a system under test."""
-    uri = await asyncio.to_thread(mongo.start)
+    uri = mongo.start()  # main thread: see secondnum/mongo.py (death signal)
     await asyncio.to_thread(provision, uri, "bench")
     as_port, http_port, ocs_port = free_port(), free_port(), free_port()
     cfg = workdir / "bench.toml"

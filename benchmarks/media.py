@@ -187,7 +187,7 @@ async def main_async(args: argparse.Namespace) -> int:
     speech_ulaw(workdir / "speech.ul")
     pinned = pin(args)
     mongo = EmbeddedMongo(":memory:")
-    uri = await asyncio.to_thread(mongo.start)
+    uri = mongo.start()  # main thread: see secondnum/mongo.py (death signal)
     if pinned and mongo.process is not None:
         os.sched_setaffinity(mongo.process.pid, pinned[1])
     settings = MediaSettings(sip_port=0, api_port=0, rtp_port_min=40000, rtp_port_max=41999,
@@ -200,7 +200,7 @@ async def main_async(args: argparse.Namespace) -> int:
         await svc.start()
         port = svc.server.endpoint.local_address[1]
         loop_name = type(asyncio.get_running_loop()).__module__.split(".")[0]
-        placement = f"media on CPU {sorted(pinned[0])}, SIPp+db on CPU {sorted(pinned[1])}" if pinned else "no"
+        placement = f"media on CPU {sorted(pinned[0])}, SIPp+db on {sorted(pinned[1])}" if pinned else "no"
         print(f"media benchmark: loop={loop_name}, cpus={os.cpu_count()}, load={os.getloadavg()[0]:.2f}, "
               f"hold={args.hold}s, pinned={placement}")
         idle = await anchor(svc, 5.0)

@@ -233,7 +233,9 @@ async def _run(names: Sequence[str], config: Config, run: RunSettings, embedded_
         print(f"starting embedded MongoDB (SecantusDB) in {mongo.embedded_data_dir} ...", flush=True)
         embedded = EmbeddedMongo(mongo.embedded_data_dir)
         try:
-            uri = await asyncio.to_thread(embedded.start)
+            # In this (the main) thread, not a worker: PR_SET_PDEATHSIG fires when the *thread* that forked
+            # the server exits, so it must be one that lives as long as the process. ~0.5 s, once, at start.
+            uri = embedded.start()
         except EmbeddedMongoError as exc:
             if "busy" not in str(exc).lower():
                 raise

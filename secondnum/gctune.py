@@ -4,8 +4,8 @@ CPython frees almost everything by reference counting; the cyclic collector only
 cost is not the garbage but the walk over *live* container objects: a generation-0 pass every 700
 allocations (the default) walks every young object still alive — at hundreds of calls per second that is
 the state of every call in progress and every SIP transaction waiting out Timer J/L/M (64*T1 = 32 s).
-Measured on the AS at 200 calls/s: 2.4 s of collector time per 35 s with the defaults, 0.3–0.8 s with a
-generation-0 threshold of 10,000–50,000 and the start-up heap frozen.
+Measured on the AS at 200 calls/s: 2.4 s of collector time per 35 s with the defaults, 0.3 to 0.8 s with a
+generation-0 threshold of 10,000 to 50,000 and the start-up heap frozen.
 
 This is only safe because the call path creates no reference cycles (a test pins that the finished call's
 objects are freed by reference counting): with cycles, rarer collections would let garbage pile up.

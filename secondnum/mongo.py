@@ -164,9 +164,12 @@ _connected: dict[str, tuple[str, str]] = {}
 def _die_with_parent_hook() -> Callable[[], None] | None:
     """Linux: a pre-exec hook that makes the child get SIGTERM when its parent dies, even by SIGKILL.
 
-    Otherwise an orphaned server keeps the data folder locked (the next ``secondnum up`` cannot open it) and
-    keeps running unattended. ``prctl`` is resolved here, in the parent, so the hook that runs between fork
-    and exec only calls a function pointer: no import, no lock a thread of the parent might have held.
+    Linux ties the death signal to the *thread* that forked, not the process: call
+    :meth:`EmbeddedMongo.start` from a thread that lives as long as the process (the main thread), never
+    from a pool worker that may exit. Otherwise an orphaned server keeps the data folder locked (the next
+    ``secondnum up`` cannot open it) and keeps running unattended. ``prctl`` is resolved here, in the
+    parent, so the hook that runs between fork and exec only calls a function pointer: no import, no lock a
+    thread of the parent might have held.
     """
     if not sys.platform.startswith("linux"):
         return None
