@@ -405,6 +405,16 @@ class SipResponse(SipMessage):
     def is_success(self) -> bool:
         return 200 <= self.status < 300
 
+    def validate(self) -> None:
+        """What matching a response to its transaction and building its dialog need (§17.1.3, §12.1.2): the
+        top Via, Call-ID, CSeq, the From tag and the To header with its URI (the dialog's remote URI). The
+        From URI (ours, echoed) and further Via values (normally none) stay unparsed until read."""
+        _ = self.top_via
+        _ = self.call_id
+        _ = self.cseq
+        _ = self.from_.tag
+        _ = self.to.uri
+
     def start_line(self) -> str:
         return f"SIP/2.0 {self.status} {self.reason_phrase}"
 

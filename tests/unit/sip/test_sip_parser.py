@@ -395,3 +395,28 @@ def test_history_info_diversion_psu_builders() -> None:
     assert psu.sescase == "orig" and psu.regstate == "reg" and psu.uri.params == {"user": "phone"}
     m = req(f"History-Info: {entry}, <sip:vm-deposit@10.0.0.9;cause=408>;index=1.1.1\r\n")
     assert [h.index for h in m.history_info] == ["1.1", "1.1.1"] and m.history_info[1].cause == 408
+
+
+_RESPONSE = (
+    "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKr1\r\n"
+    "From: {from_}\r\nTo: {to}\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("from_", "to", "bad"),
+    [
+        ("<sip:a@h>;tag=1", "<sip:b@h>;tag=2", None),
+        ("<sip:@>;tag=1", "<sip:b@h>;tag=2", None),  # our own From, echoed: its URI is not read
+        ("<sip:a@h>;tag=1", "<sip:@>;tag=2", "To"),  # the To URI becomes the dialog's remote URI
+        ("<sip:a@h;tag=1", "<sip:b@h>;tag=2", "From"),  # but the From tag must be readable
+    ],
+)
+def test_response_validation_parses_what_matching_needs(from_: str, to: str, bad: str | None) -> None:
+    msg = parse_message(_RESPONSE.format(from_=from_, to=to).encode())
+    if bad is None:
+        msg.validate()
+    else:
+        with pytest.raises(BadHeaderError) as exc:
+            msg.validate()
+        assert exc.value.header == bad
