@@ -67,6 +67,10 @@ CALL_LOSS = Histogram(
     "secondnum_media_call_loss_fraction", "Fraction of expected RTP packets lost (RFC 3550 §A.3), per call",
     buckets=(0.0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0))
 
+CALL_RTT = Histogram(
+    "secondnum_media_call_rtt_seconds", "Last RTCP round-trip time (RFC 3550 §6.4.1) at call end, per call",
+    buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0))
+
 STORE_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 UNREACHABLE_ATTEMPTS = 3
 """Attempts after which a database that does not even answer server selection counts as down (spool now)."""
@@ -344,7 +348,7 @@ class Call:
         """Store with retries (a replica-set election must not lose a message); MongoDB unreachable →
         disk spool, written later (README "Voicemail deposit")."""
         received_at = dt.datetime.now(dt.UTC)
-        rtp = self.stream.session.summary()
+        rtp = self.stream.summary()
         # A deposit accepted without the database is never refused later (no full check was possible).
         force = self.without_database
         attempts = (0.0,) if self.without_database else (0.0, *STORE_RETRY_DELAYS)
@@ -412,13 +416,17 @@ class Call:
 
     # --- release -------------------------------------------------------------------------------------
     def _export_rtp_stats(self) -> None:
-        """Call-end RTP statistics: one log line, and jitter/loss histograms when RTP was received."""
-        summary = self.stream.session.summary()
+        """Call-end RTP statistics: one log line, jitter/loss histograms when RTP was received, the round-trip
+        time when the peer's RTCP gave one."""
+        summary = self.stream.summary()
         log.info("call_rtp_stats", call_id=self.call_id, service=self.service, mailbox=self.mailbox,
                  rfc4733=self.stream.session.telephone_events_seen, **summary)
         if self.stream.session.stats.expected:
-            CALL_JITTER.observe(float(summary["jitter_ms"]) / 1000.0)
-            CALL_LOSS.observe(float(summary["loss_fraction"]))
+            CALL_JITTER.observe(float(summary["jitter_ms"] or 0.0) / 1000.0)
+            CALL_LOSS.observe(float(summary["loss_fraction"] or 0.0))
+        rtt = self.stream.rtcp.peer.rtt
+        if rtt is not None:
+            CALL_RTT.observe(rtt)
 
     async def _release(self) -> None:
         for timer in (self._digit_timer, self._refer_timer, self._bye_timer, self._session_timer):

@@ -56,7 +56,8 @@ class MediaService:
         self.ctx = ctx
         self.store = VoicemailStore(settings.max_messages)
         self.prompts = PromptCache(settings.prompt_dir, make_engine(settings))
-        self.engine = RtpEngine(settings.rtp_host, settings.rtp_port_min, settings.rtp_port_max)
+        self.engine = RtpEngine(settings.rtp_host, settings.rtp_port_min, settings.rtp_port_max,
+                                rtcp_interval=settings.rtcp_interval)
         self.server = MediaServer(settings, self.store, self.prompts, self.engine)
         self.app: web.Application | None = None
         self.runner: web.AppRunner | None = None

@@ -19,6 +19,8 @@ class MediaSettings:
     rtp_port_max: int = 20999
     rtp_timeout: float = 30.0
     """Seconds without RTP from the caller (not on hold) before the call is ended with BYE."""
+    rtcp_interval: float = 5.0
+    """RFC 3550 §6.2 minimum RTCP report interval (each randomised to 0.5-1.5 times); keep the default 5 s."""
     api_host: str = "127.0.0.1"
     api_port: int = 8082
     api_tokens: list[str] = dataclasses.field(default_factory=list)
@@ -51,9 +53,11 @@ class MediaSettings:
     def __post_init__(self) -> None:
         if not 1024 <= self.rtp_port_min <= self.rtp_port_max <= 65534:
             raise ValueError("rtp_port_min..rtp_port_max must be a range within 1024..65534")
+        if self.rtp_port_min + (self.rtp_port_min & 1) + 1 > self.rtp_port_max:
+            raise ValueError("rtp_port_min..rtp_port_max must hold an even RTP port and its RTCP port")
         if self.min_message_length < 0 or self.max_message_length <= self.min_message_length:
             raise ValueError("need 0 <= min_message_length < max_message_length")
         for name in ("rtp_timeout", "silence_timeout", "gtts_timeout", "digit_timeout",
-                     "store_lookup_timeout", "spool_retry_interval"):
+                     "store_lookup_timeout", "spool_retry_interval", "rtcp_interval"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")

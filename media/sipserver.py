@@ -476,8 +476,8 @@ class MediaServer:
         law: g711.Law = "PCMA" if neg.codec.encoding.upper() == "PCMA" else "PCMU"
         if law != stream.law:
             stream.set_law(law)
-        stream.session.update_remote((neg.remote_host, neg.remote_port), neg.codec.payload_type,
-                                     neg.telephone_event_pt)
+        stream.update_remote((neg.remote_host, neg.remote_port), neg.codec.payload_type,
+                             neg.telephone_event_pt, neg.remote_rtcp)
         was_receiving = stream.receiving
         stream.sending = neg.direction in ("sendrecv", "sendonly") and neg.remote_port != 0
         stream.receiving = neg.direction in ("sendrecv", "recvonly")

@@ -110,6 +110,23 @@ class MediaDescription:
     def attribute_values(self, name: str) -> list[str]:
         return [v or "" for n, v in self.attributes if n == name]
 
+    def rtcp_address(self, host: str) -> tuple[str, int] | None:
+        """RFC 3605 ``a=rtcp:port [IN IP4|IP6 address]``; ``host`` (the stream's ``c=``) when it names none.
+
+        None when absent or malformed: the RTP port + 1 default of RFC 3550 §11 then applies.
+        """
+        value = self.attribute("rtcp")
+        if value is None:
+            return None
+        parts = value.split()
+        if not parts or not parts[0].isdigit() or not 0 < int(parts[0]) < 65536:
+            return None
+        if len(parts) == 1:
+            return host, int(parts[0])
+        if len(parts) != 4 or parts[1] != "IN" or parts[2] not in ("IP4", "IP6"):
+            return None
+        return parts[3].split("/", 1)[0], int(parts[0])
+
     def rtpmaps(self) -> dict[int, RtpMap]:
         """Payload type -> rtpmap, including RFC 3551 static types listed without one."""
         found: dict[int, RtpMap] = {}
@@ -296,6 +313,8 @@ class AudioNegotiation:
     direction: Direction
     """Our direction (as written in the answer)."""
     ptime: int
+    remote_rtcp: tuple[str, int] | None = None
+    """The peer's RTCP address from ``a=rtcp:`` (RFC 3605); None means RTP port + 1 (RFC 3550 §11)."""
 
 
 class NegotiationError(SdpError):
@@ -367,7 +386,8 @@ def answer_audio(
             attrs += [("rtpmap", f"{te_pt} telephone-event/8000"), ("fmtp", f"{te_pt} 0-15")]
         attrs += [("ptime", str(ptime)), (direction, None)]
         answer.media.append(MediaDescription("audio", local_port, m.proto, formats, attributes=attrs))
-    return AudioNegotiation(answer, codec, te_pt, conn.host, offered.port, direction, ptime)
+    return AudioNegotiation(answer, codec, te_pt, conn.host, offered.port, direction, ptime,
+                            offered.rtcp_address(conn.host))
 
 
 def make_audio_offer(
@@ -406,5 +426,6 @@ def accept_answer(offer: SessionDescription, answer: SessionDescription) -> Audi
             raise NegotiationError("answer has neither PCMU nor PCMA")
         te = next((pt for pt, r in maps.items() if r.encoding.lower() == "telephone-event"), None)
         own = mirror_direction(m.direction or answer.direction)
-        return AudioNegotiation(offer, codec, te, conn.host, m.port, own, m.ptime or 20)
+        return AudioNegotiation(offer, codec, te, conn.host, m.port, own, m.ptime or 20,
+                                m.rtcp_address(conn.host))
     raise NegotiationError("answer accepts no audio stream")

@@ -9,10 +9,16 @@ the 5 ms the receivers' jitter budget should take from us). Every stream still s
 20 ms, on its own fixed schedule. When the loop falls behind, up to ``MAX_CATCH_UP`` missed periods are run
 back to back; beyond that the clock re-synchronises and counts the skipped ticks.
 
-Each stream has its own UDP socket from the configured port range (even ports, RFC 3550 §11; RTCP is
-not sent or read). The socket stays unconnected so the source check of :mod:`media.rtp.session` (symmetric
-RTP latching, RFC 4961) sees and counts packets from unexpected sources instead of the kernel dropping
-them silently.
+Each stream has its own UDP socket pair from the configured port range: RTP on an even port, RTCP on the
+next odd one (RFC 3550 §11); a port is handed out only when both bind. The sockets stay unconnected so the
+source checks of :mod:`media.rtp.session` and :mod:`media.rtp.rtcp_session` (symmetric RTP/RTCP latching,
+RFC 4961) see and count packets from unexpected sources instead of the kernel dropping them silently.
+
+RTCP (:mod:`media.rtp.rtcp_session`) runs on the same clock, with no timer of its own: after a slot's
+frames are out, each of its streams compares its next report time with the slot's time (one float
+comparison per stream per 20 ms) and the few that are due send their compound report. Received RTCP is
+handled on arrival: one packet per call every few seconds, and the arrival time feeds the round-trip
+arithmetic (DLSR) directly.
 """
 
 from __future__ import annotations
@@ -20,13 +26,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import socket
+import time
 from collections.abc import Callable
 
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
 
 from media.audio import g711
-from media.rtp.session import AudioReceived, DigitReceived, PacketDropped, RtpSession
+from media.rtp.rtcp_session import MIN_INTERVAL, RtcpSession
+from media.rtp.session import Address, AudioReceived, DigitReceived, PacketDropped, RtpSession
 from secondnum.log import get_logger
 
 log = get_logger(__name__)
@@ -48,6 +56,9 @@ RTP_TICK_LATENESS = Histogram(
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1))
 RTP_SKIPPED_TICKS = Counter("secondnum_media_rtp_skipped_ticks_total", "Clock ticks skipped under overload")
 RTP_TIMEOUTS = Counter("secondnum_media_rtp_timeouts_total", "Calls ended for lack of RTP")
+RTCP_SENT = Counter("secondnum_media_rtcp_sent_total", "RTCP compound packets sent")
+RTCP_RECEIVED = Counter("secondnum_media_rtcp_received_total",
+                        "RTCP compound packets accepted (dropped ones: rtp_dropped_total{reason=\"rtcp_*\"})")
 
 
 class NoPortError(RuntimeError):
@@ -66,12 +77,29 @@ class _Protocol(asyncio.DatagramProtocol):
         log.debug("rtp_socket_error", port=self.stream.local_port, error=str(exc))
 
 
+class _RtcpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, stream: RtpStream) -> None:
+        self.stream = stream
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        self.stream.on_rtcp_datagram(data, (str(addr[0]), int(addr[1])))
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("rtcp_socket_error", port=self.stream.local_port + 1, error=str(exc))
+
+
 class RtpStream:
     """One call's media: socket, :class:`RtpSession`, outgoing play queue, callbacks into the call."""
 
     def __init__(self, engine: RtpEngine, session: RtpSession, law: g711.Law, rtp_timeout: float) -> None:
         self.engine = engine
         self.session = session
+        now = engine.now()
+        self.rtcp = RtcpSession(session, now=now, ntp_offset=time.time() - now,
+                                min_interval=engine.rtcp_interval)
+        self.rtcp_due = self.rtcp.next_due
+        """Copy of ``rtcp.next_due``: the clock reads it for every stream every period, so one lookup."""
+        self.rtcp_transport: asyncio.DatagramTransport | None = None
         self.law: g711.Law = law
         self.rtp_timeout = rtp_timeout
         self.local_port = 0
@@ -144,6 +172,35 @@ class RtpStream:
             if self.on_timeout is not None:
                 self.on_timeout()
 
+    def update_remote(self, remote: Address, payload_type: int, telephone_event_pt: int | None,
+                      remote_rtcp: Address | None = None) -> None:
+        """A new offer/answer (re-INVITE): RTP and RTCP destinations, codec; latching restarts if moved."""
+        moved = remote != self.session.remote
+        self.session.update_remote(remote, payload_type, telephone_event_pt)
+        self.rtcp.update_remote(remote_rtcp, moved)
+
+    def summary(self) -> dict[str, int | float | None]:
+        """Per-call statistics: RTP (:meth:`RtpSession.summary`) plus the peer's RTCP view of our stream."""
+        return {**self.session.summary(), **self.rtcp.summary()}
+
+    # --- RTCP --------------------------------------------------------------------------------------------
+    def send_rtcp(self, now: float, bye: bool = False) -> None:
+        """The report due now (the clock calls this when ``rtcp_due`` has passed), or the final BYE."""
+        dest = self.rtcp.destination
+        if dest is None or self.rtcp_transport is None:
+            self.rtcp.postpone(now)  # no peer address yet (offer in the 200, answer still to come)
+        else:
+            self.rtcp_transport.sendto(self.rtcp.report(now, bye=bye), dest)
+            RTCP_SENT.inc()
+        self.rtcp_due = self.rtcp.next_due
+
+    def on_rtcp_datagram(self, data: bytes, source: tuple[str, int]) -> None:
+        ev = self.rtcp.receive(data, source, self.engine.now())
+        if ev is None:
+            RTCP_RECEIVED.inc()
+        else:
+            RTP_DROPPED.labels(ev.reason).inc()
+
     def hold_changed(self) -> None:
         """After a direction change: restart the inactivity clock (no timeout while on hold)."""
         self.started_at = self.engine.now()
@@ -192,11 +249,13 @@ class RtpStream:
 
 class RtpEngine:
     def __init__(self, host: str = "127.0.0.1", port_min: int = 20000, port_max: int = 20999,
-                 lateness_window: int = 0) -> None:
+                 lateness_window: int = 0, rtcp_interval: float = MIN_INTERVAL) -> None:
         self.host = host
         self.port_min = port_min + (port_min & 1)
         self.port_max = port_max
-        self._free: collections.deque[int] = collections.deque(range(self.port_min, port_max + 1, 2))
+        self.rtcp_interval = rtcp_interval
+        # RTP ports whose RTCP port (+1) is inside the range too.
+        self._free: collections.deque[int] = collections.deque(range(self.port_min, port_max, 2))
         self.streams: list[RtpStream] = []
         self._slots: list[list[RtpStream]] = [[] for _ in range(PHASES)]
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -231,22 +290,35 @@ class RtpEngine:
     def free_ports(self) -> int:
         return len(self._free)
 
+    def _bind(self, port: int) -> socket.socket | None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.bind((self.host, port))
+        except OSError:
+            sock.close()
+            return None
+        sock.setblocking(False)
+        return sock
+
     async def open(self, session: RtpSession, law: g711.Law, rtp_timeout: float) -> RtpStream:
-        """A stream on a free even port of the range; raises :class:`NoPortError`."""
+        """A stream on a free even port of the range (its RTCP on the next one); raises
+        :class:`NoPortError`."""
         loop = asyncio.get_running_loop()
         stream = RtpStream(self, session, law, rtp_timeout)
         for _ in range(len(self._free)):
             port = self._free.popleft()
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            try:
-                sock.bind((self.host, port))
-            except OSError:
-                sock.close()
-                self._free.append(port)  # taken by someone else: try it again later
+            rtp_sock = self._bind(port)
+            rtcp_sock = self._bind(port + 1) if rtp_sock is not None else None
+            if rtp_sock is None or rtcp_sock is None:
+                if rtp_sock is not None:
+                    rtp_sock.close()
+                self._free.append(port)  # one of the pair is taken by someone else: try it again later
                 continue
-            sock.setblocking(False)
-            transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(stream), sock=sock)
+            transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(stream), sock=rtp_sock)
+            rtcp_transport, _ = await loop.create_datagram_endpoint(lambda: _RtcpProtocol(stream),
+                                                                    sock=rtcp_sock)
             stream.transport = transport
+            stream.rtcp_transport = rtcp_transport
             stream.local_port = port
             stream.started_at = loop.time()
             slot = min(range(PHASES), key=lambda k: len(self._slots[k]))
@@ -262,6 +334,13 @@ class RtpEngine:
             self.streams.remove(stream)
             self._slots[stream.phase].remove(stream)
             RTP_STREAMS.set(len(self.streams))
+        if stream.rtcp_transport is not None:
+            try:
+                stream.send_rtcp(self.now(), bye=True)  # RFC 3550 §6.3.7: last report + BYE
+            except Exception:  # the ports must be released whatever happened to the stream
+                log.exception("rtcp_bye_failed", port=stream.local_port)
+            stream.rtcp_transport.close()
+            stream.rtcp_transport = None
         if stream.transport is not None:
             stream.transport.close()
             stream.transport = None
@@ -320,11 +399,15 @@ class RtpEngine:
             self.lateness.append(late)
         if sent:
             RTP_SENT.inc(sent)
-        # Every frame of the slot is out: now what these streams received (see RtpStream.on_datagram).
+        # Every frame of the slot is out: now what these streams received (see RtpStream.on_datagram), and
+        # the RTCP reports that are due (a few per slot: one per stream every ~5 s).
         for stream in list(slot):
-            if stream._inbox:
+            if stream._inbox or stream.rtcp_due <= now:
                 try:
-                    stream.drain()
+                    if stream._inbox:
+                        stream.drain()
+                    if stream.rtcp_due <= now:
+                        stream.send_rtcp(now)
                 except Exception:  # as above: the other calls keep their media
                     log.exception("rtp_stream_error", port=stream.local_port)
                     self.remove(stream)

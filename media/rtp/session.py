@@ -124,6 +124,12 @@ class RtpSession:
         self.octets_sent += len(payload)
         return head + payload
 
+    @property
+    def last_timestamp(self) -> int:
+        """RTP timestamp of the frame period just sent or skipped (for an SR built in the same clock slot,
+        RFC 3550 §6.4.1: it must correspond to the SR's NTP time)."""
+        return (self._ts - SAMPLES_PER_FRAME) & 0xFFFFFFFF
+
     def summary(self) -> dict[str, int | float]:
         """Per-call statistics for the call-end log line and the message envelope.
 
