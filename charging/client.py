@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import inspect
 import itertools
 import math
@@ -415,7 +416,13 @@ class RoClient:
         RO_T_PENDING.inc()
         task = self.loop.create_task(self._retry_termination(s, msg, since, remaining))
         self.retrying[s.session_id] = task
+        # A callback, not `finally`: it also runs for a task cancelled (stop()) before it started.
+        task.add_done_callback(functools.partial(self._retry_done, s.session_id))
         return False
+
+    def _retry_done(self, session_id: str, _task: asyncio.Task[None]) -> None:
+        self.retrying.pop(session_id, None)
+        RO_T_PENDING.dec()
 
     async def _retry_termination(self, s: RoSession, msg: Message, since: float, remaining: float) -> None:
         """Resend the same CCR-T (T flag, same End-to-End id) with capped exponential backoff."""
@@ -423,41 +430,37 @@ class RoClient:
         deadline = self.loop.time() + remaining
         delay = cfg.termination_retry_initial_seconds
         attempts = 0
-        try:
-            while True:
-                left = deadline - self.loop.time()
-                if left <= 0:
-                    self._abandon(s, since)
-                    return
-                # Jitter: after an OCS outage, many pending CCR-Ts must not all arrive in one burst.
-                await asyncio.sleep(min(delay * random.uniform(0.5, 1.0), left))
-                attempts += 1
-                async with s.lock:
-                    cca = await self._transact(s, msg, terminating=True, retransmit=True)
-                if _delivered(cca):
-                    RO_T_RETRIES.labels("delivered").inc()
-                    log.info(
-                        "ro_termination_delivered",
-                        session=s.session_id,
-                        attempts=attempts,
-                        after=round(time.time() - since, 1),
-                        result=cca.result_code,
-                    )
-                    s.core.state = CcState.CLOSED
-                    self._forget(s)
-                    return
-                RO_T_RETRIES.labels("unanswered").inc()
-                delay = min(delay * 2, cfg.termination_retry_max_interval_seconds)
+        while True:
+            left = deadline - self.loop.time()
+            if left <= 0:
+                self._abandon(s, since)
+                return
+            # Jitter: after an OCS outage, many pending CCR-Ts must not all arrive in one burst.
+            await asyncio.sleep(min(delay * random.uniform(0.5, 1.0), left))
+            attempts += 1
+            async with s.lock:
+                cca = await self._transact(s, msg, terminating=True, retransmit=True)
+            if _delivered(cca):
+                RO_T_RETRIES.labels("delivered").inc()
                 log.info(
-                    "ro_termination_retry_failed",
+                    "ro_termination_delivered",
                     session=s.session_id,
                     attempts=attempts,
-                    result=None if cca is None else cca.result_code,
-                    next_in=round(delay, 1),
+                    after=round(time.time() - since, 1),
+                    result=cca.result_code,
                 )
-        finally:
-            self.retrying.pop(s.session_id, None)
-            RO_T_PENDING.dec()
+                s.core.state = CcState.CLOSED
+                self._forget(s)
+                return
+            RO_T_RETRIES.labels("unanswered").inc()
+            delay = min(delay * 2, cfg.termination_retry_max_interval_seconds)
+            log.info(
+                "ro_termination_retry_failed",
+                session=s.session_id,
+                attempts=attempts,
+                result=None if cca is None else cca.result_code,
+                next_in=round(delay, 1),
+            )
 
     def _abandon(self, s: RoSession, since: float) -> None:
         RO_T_ABANDONED.inc()

@@ -15,6 +15,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pymongo.errors import DuplicateKeyError
+
 from charging.messages import Ccr
 from charging.ocs import models
 from charging.ocs.rating import Decision, SessionLedger, TariffTable, expire, rate
@@ -151,9 +153,11 @@ def _epoch(t: dt.datetime | None) -> float | None:
 class MongoLedger:
     """Accounts and rated records in MongoDB (the `models` collections, written with raw pymongo).
 
-    One OCS process owns the records it rates: open sessions are kept in memory (written through on
-    every CCR), so a CCR costs one account read and two writes. pymongo runs in worker threads;
-    CCRs of one account are serialised by an asyncio lock.
+    Open sessions are kept in memory (written through on every CCR), so a CCR costs one account read
+    and two writes. The record write is a compare-and-set on the CC-Request-Number the rating started
+    from, so that a second OCS process on the same database (RFC 4006 §5.7 alternate server) cannot make
+    a stale cached session charge twice: on a conflict the CCR is rated again from the record. pymongo
+    runs in worker threads; CCRs of one account are serialised by an asyncio lock.
     """
 
     def __init__(self) -> None:
@@ -170,24 +174,38 @@ class MongoLedger:
     def _apply_sync(
         self, ccr: Ccr, tariffs: TariffTable, max_grant: int, session_timeout: float | None
     ) -> Decision:
+        for attempt in range(2):
+            decision = self._rate_once(ccr, tariffs, max_grant, session_timeout, cached=attempt == 0)
+            if decision is not None:
+                return decision
+            # Another OCS process rated this session since we read it (e.g. the alternate server took
+            # a CCR-T during failover): rate again from the record, where that shows as a duplicate.
+            self._open.pop(ccr.session_id, None)
+        return Decision(dc.UNABLE_TO_COMPLY)  # raced twice: the client resends
+
+    def _rate_once(
+        self, ccr: Ccr, tariffs: TariffTable, max_grant: int, session_timeout: float | None, cached: bool
+    ) -> Decision | None:
+        """Rate `ccr` and write the record, then the account; None when the record changed meanwhile."""
         accounts = models.Account._get_collection()
         records = models.RatedRecord._get_collection()
         e164 = ccr.subscription_e164 or ""
         account = accounts.find_one({"_id": e164}, {"balance": 1, "reserved": 1})
         if account is None:
             return Decision(dc.USER_UNKNOWN)
-        s = self._open.get(ccr.session_id)
+        s = self._open.get(ccr.session_id) if cached else None
         if s is not None and s.expires_at is not None and s.expires_at <= time.time():
             s = None  # past its Tcc: the record (maybe expired by another OCS process) is the truth
+        new = False
         if s is None:
             doc = records.find_one({"_id": ccr.session_id})
             if doc is None:
                 if ccr.request_type != dc.CC_REQUEST_INITIAL:
                     return Decision(dc.UNKNOWN_SESSION_ID)
-                s = SessionLedger(ccr.session_id, e164, ccr.called or "")
+                s, new = SessionLedger(ccr.session_id, e164, ccr.called or ""), True
             else:
                 s = _from_doc(doc)
-        before = s.reserved
+        before, seen_number = s.reserved, s.last_request_number
         decision, delta = rate(
             s,
             request_type=ccr.request_type,
@@ -203,20 +221,27 @@ class MongoLedger:
             return decision
         now = dt.datetime.now(dt.UTC)
         _refresh(s, decision, now.timestamp(), session_timeout)
-        # $inc keeps concurrent top-ups (REST) intact while we rate.
-        accounts.update_one(
-            {"_id": e164},
-            {"$inc": {"balance": delta, "reserved": s.reserved - before}, "$set": {"updated_at": now}},
-        )
         fields: dict[str, Any] = {name: getattr(s, name) for name in _RECORD_FIELDS}
         result, granted, final = s.last_answer or (None, None, False)
         fields.update(last_result=result, last_granted=granted, last_final=final, updated_at=now)
         expires = s.expires_at
         fields["expires_at"] = None if expires is None else dt.datetime.fromtimestamp(expires, dt.UTC)
-        records.update_one(
-            {"_id": s.session_id},
-            {"$set": fields, "$setOnInsert": {"e164": s.e164, "called": s.called, "started_at": now}},
-            upsert=True,
+        # The record first, as a compare-and-set on the CC-Request-Number we rated from: with two OCS
+        # processes on one database a stale cached session must not be charged a second time.
+        try:
+            res = records.update_one(
+                {"_id": s.session_id, "last_request_number": seen_number},
+                {"$set": fields, "$setOnInsert": {"e164": s.e164, "called": s.called, "started_at": now}},
+                upsert=new,
+            )
+        except DuplicateKeyError:
+            return None  # a new session another process inserted meanwhile
+        if res.matched_count == 0 and res.upserted_id is None:
+            return None
+        # $inc keeps concurrent top-ups (REST) intact while we rate.
+        accounts.update_one(
+            {"_id": e164},
+            {"$inc": {"balance": delta, "reserved": s.reserved - before}, "$set": {"updated_at": now}},
         )
         if s.closed:
             self._open.pop(s.session_id, None)

@@ -192,10 +192,22 @@ async def test_ccr_t_to_a_frozen_primary_goes_to_the_secondary_with_t_flag(mongo
                 assert rec.closed and rec.used_seconds == 17
                 acc = await asyncio.to_thread(lambda: models.Account.objects.get(e164=DID))
                 assert acc.reserved == 0 and acc.balance == BALANCE - 170
+
+                # The primary wakes up and reads the first copy of that CCR-T from its socket; its cache
+                # still holds the session open. A CCR-I behind it on the same connection (same account,
+                # rated in order) tells when it was handled: it must not have been charged again.
+                proc.send_signal(signal.SIGCONT)
+                s2 = await client.start_session(OUT)
+                assert s2.core.server_host == "ocs0.secondnum.local"
+                acc = await asyncio.to_thread(lambda: models.Account.objects.get(e164=DID))
+                assert acc.balance == BALANCE - 170 and acc.reserved == 3_000  # s2's reservation only
+                rec = await asyncio.to_thread(record, s.session_id)
+                assert rec.used_seconds == 17 and len(rec.events) == 2
+                await s2.terminate(0)
+                acc = await asyncio.to_thread(lambda: models.Account.objects.get(e164=DID))
+                assert acc.balance == BALANCE - 170 and acc.reserved == 0
             finally:
                 await client.stop()
-            # Killed while frozen: two built-in OCS processes on one database do not share their caches
-            # of open sessions (charging/README.md), so the primary must not rate the stale CCR-T.
     finally:
         await secondary.stop()
 
@@ -298,3 +310,35 @@ async def test_retries_are_bounded(mongo_uri: str) -> None:
         assert await asyncio.to_thread(open_record, s.session_id) is None
     finally:
         await client.stop()
+
+
+async def test_stop_leaves_pending_ccr_t_for_the_next_start(mongo_uri: str) -> None:
+    """An orderly stop with a CCR-T pending cancels its retry, keeps its record; the next start sends it."""
+    seed()
+    ocs = OcsServer(OcsSettings(listen_port=0, http_port=0), http=False)
+    await ocs.start()
+    client = RoClient(RoClientSettings(peers=[DiameterPeerSettings(port=ocs.diameter_port)], tx_seconds=1.0))
+    await client.start()
+    s = await client.start_session(OUT)
+    await ocs.stop()
+    pending = metric("secondnum_ro_terminations_pending")
+    await s.terminate(used_seconds=9)
+    assert s.session_id in client.retrying
+    await client.stop()
+    assert client.retrying == {} and metric("secondnum_ro_terminations_pending") == pending
+    doc = await asyncio.to_thread(open_record, s.session_id)
+    assert doc is not None and doc.state == TERMINATING and doc.t_used == 9
+
+    ocs = OcsServer(OcsSettings(listen_port=0, http_port=0), http=False)
+    await ocs.start()
+    client = RoClient(RoClientSettings(peers=[DiameterPeerSettings(port=ocs.diameter_port)]))
+    await client.start()
+    try:
+        assert await client.recover_open_sessions() == 1
+        await client.flush()
+    finally:
+        await client.stop()
+        await ocs.stop()
+    rec = await asyncio.to_thread(record, s.session_id)
+    assert rec.closed and rec.used_seconds == 9 and rec.reserved == 0
+    assert await asyncio.to_thread(open_record, s.session_id) is None
