@@ -101,6 +101,7 @@ class Call:
         self._tore_down = False
         self._started = asyncio.get_running_loop().time()
         self._leg_sent = False
+        self._setup_done = False
         self.early: EarlyDialogs | None = None  # only calls using 100rel/early UPDATE (appserver.early)
 
     # --- helpers for flows ---------------------------------------------------------------------------
@@ -113,6 +114,13 @@ class Call:
         if not self._leg_sent:
             self._leg_sent = True
             SETUP.observe(self.loop_time - self._started)
+            self.setup_finished()
+
+    def setup_finished(self) -> None:
+        """The set-up stage is over (first leg sent, or the call was decided without one). Idempotent."""
+        if not self._setup_done:
+            self._setup_done = True
+            self.server.setups.pop(self, None)
 
     def attach(self, side: Side) -> None:
         """Register a confirmed dialog so in-dialog requests reach this call."""
@@ -301,6 +309,7 @@ class Call:
                 await self.outgoing_task
         if self.early is not None:
             self.early.close()
+            self.early = None  # no call <-> early reference cycle left for the collector
         byes = [side.bye(self._sip_reason) for side in (self.a, self.b) if side is not None and side.alive]
         for side in (self.a, self.b):
             if side is not None:

@@ -90,7 +90,12 @@ class EarlyDialogs:
         if not self.caller_requires_100rel:
             inc.respond(status, reason)
             return
-        self._caller_side(inc.to_tag)
+        try:
+            self._caller_side(inc.to_tag)
+        except SipError as exc:  # e.g. an INVITE without Contact: no early dialog to PRACK in
+            log.warning("caller_early_dialog_unusable", call_id=inc.request.call_id, error=str(exc))
+            inc.respond(status, reason)
+            return
         self._responder().send(inc.create_response(status, reason))
 
     def _responder(self) -> ReliableResponder:
@@ -146,8 +151,11 @@ class EarlyDialogs:
         if far is None or rack is None:
             return verdict, False
         if resp.body and self.relayed is None and self.caller_100rel and not self.call.inc.final_sent:
-            self._relay_reliable(far, rack, resp)
-            return verdict, True
+            try:
+                self._relay_reliable(far, rack, resp)
+                return verdict, True
+            except SipError as exc:  # the caller's early dialog cannot exist (e.g. no Contact)
+                log.warning("early_relay_failed", call_id=self.call.invite.call_id, error=str(exc))
         # Not relayed (no body, another far dialog already relayed, or a caller without 100rel).
         self._spawn(self.prack(far, rack, b"", None))
         return verdict, False
@@ -171,9 +179,9 @@ class EarlyDialogs:
         """The far side's reliable 18x with SDP, reliably to the caller in the INVITE's early dialog."""
         call = self.call
         tag = call.inc.to_tag
+        side = self._caller_side(tag)
         self.relayed = far
         far.caller_tag = tag
-        side = self._caller_side(tag)
         headers = [(n, v) for n, v in relayed_headers(resp) if n not in _HOP_BY_HOP]
         others = [t for t in resp.require if t != OPTION_100REL]
         if others:
@@ -336,6 +344,8 @@ class EarlyDialogs:
     def close(self) -> None:
         """The call ends: forget early dialogs nobody adopted, stop retransmissions and PRACK relays."""
         self.final_sent()
+        if self.responder is not None:
+            self.responder.on_timeout = None  # drop the bound method: no responder <-> early cycle
         for side in [*self.caller_sides.values(), *(f.side for f in self.far.values())]:
             side.dialog.terminate()
             self.call.detach(side)

@@ -31,6 +31,7 @@ ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, REFER, NOTIFY, INFO, PRACK"
 # the AS does not look at the SDP preconditions) and timer (RFC 4028: passed through; the refreshes are
 # relayed end to end as re-INVITE/UPDATE).
 SERVED_OPTIONS = frozenset({"100rel", "precondition", "timer"})
+SUPPORTED = "100rel, precondition, timer"  # what OPTIONS answers (RFC 3261 §11.2)
 # Extensions a forwarded leg inherits from the caller's INVITE (end-to-end, TS 24.229 §5.7.5).
 PASSED_OPTIONS = ("precondition", "timer")
 SESSION_TIMER_HEADERS = ("session-expires", "min-se")

@@ -26,7 +26,13 @@ from charging.client import RoClient
 from hss_adapter.profile import AccountProfile
 from secondnum.identity import IdentityError, canonical, normalise_e164
 from secondnum.log import get_logger
-from secondnum.overload import AdmissionControl, LoopLagMonitor, OverloadSettings, SourceRateLimiter
+from secondnum.overload import (
+    AdmissionControl,
+    LoopLagMonitor,
+    OverloadSettings,
+    SourceRateLimiter,
+    median_age,
+)
 from secondnum.sip import DROP, DialogId, IncomingRequest, NameAddr, SipEndpoint, SipError, SipRequest, SipURI
 from secondnum.sip.transaction import Address
 
@@ -65,13 +71,17 @@ class AppServer:
         self.untrusted = SourceRateLimiter(settings.untrusted_rate, settings.untrusted_burst)
         self.admission = AdmissionControl(
             OverloadSettings(max_calls=settings.max_calls, max_pending_transactions=settings.max_pending,
-                             max_loop_lag=settings.max_loop_lag, retry_after=settings.retry_after),
+                             max_loop_lag=settings.max_loop_lag, retry_after=settings.retry_after,
+                             max_setups=settings.max_setups, max_setup_delay=settings.max_setup_delay),
             "as",
         )
         self.lag = LoopLagMonitor(self.admission)
         self.by_dialog: dict[DialogId, tuple[Call, Side]] = {}
         self.calls: set[Call] = set()
         self.pending = 0
+        self.setups: dict[Call, float] = {}
+        """Calls admitted whose first outgoing leg has not left yet, with their start (loop time), oldest
+        first (see ``AsSettings.max_setups`` / ``max_setup_delay``)."""
         self.draining = False
         self.idle = asyncio.Event()
         self.idle.set()
@@ -132,7 +142,8 @@ class AppServer:
         if method == "INVITE":
             await self._initial_invite(inc)
         elif method == "OPTIONS":
-            inc.respond(200, headers=[("Allow", self.allow), ("Accept", "application/sdp")])
+            inc.respond(200, headers=[("Allow", self.allow), ("Accept", "application/sdp"),
+                                      ("Supported", legs.SUPPORTED)])  # RFC 3261 §11.2
         elif method in ("BYE", "CANCEL", "PRACK", "UPDATE", "INFO", "NOTIFY", "REFER"):
             inc.respond(481)
         else:
@@ -157,13 +168,16 @@ class AppServer:
             return
         adm = self.admission
         adm.active_calls, adm.pending_transactions = len(self.calls), self.pending
+        adm.setups_in_progress = len(self.setups)
+        adm.setup_delay = median_age(self.setups, asyncio.get_running_loop().time())
         adm.draining = self.draining
         refusal = adm.check()
         if refusal is not None:
             why = "draining" if self.draining else "overload"
             REJECTS.labels(why).inc()
             log.warning("invite_refused", reason=why, detail=refusal.value, call_id=inc.request.call_id,
-                        calls=len(self.calls), loop_lag=round(adm.loop_lag, 3))
+                        calls=len(self.calls), setups=len(self.setups),
+                        setup_delay=round(adm.setup_delay, 3), loop_lag=round(adm.loop_lag, 3))
             inc.respond(503, headers=[("Retry-After", str(self.settings.retry_after))])
             return
         did = _did_key(isc.served_uri, isc.served_user)
@@ -174,6 +188,7 @@ class AppServer:
             inc.respond(400)
             return
         call = Call(self, inc, isc, record)
+        self.setups[call] = asyncio.get_running_loop().time()
         self.calls.add(call)
         self.idle.clear()
         ACTIVE.inc()
@@ -186,6 +201,7 @@ class AppServer:
                      decision=type(decision).__name__, transport=inc.transport,
                      reason=decision.log_event if isinstance(decision, Reject) else "")
             await flows.run(call, decision)
+            call.setup_finished()
             self.pending -= 1
             pending = False
             if call.a is not None and not call.ended.is_set():
@@ -197,6 +213,7 @@ class AppServer:
                     inc.respond(500)
             call.release("internal-error", 'SIP;cause=500;text="Internal error"')
         finally:
+            call.setup_finished()
             if pending:
                 self.pending -= 1
             await call.teardown()

@@ -14,6 +14,11 @@ plays the S-CSCF (127.0.0.5, trusted) and the far end.
 1. Anchor, in the same run: the clean rate for ``--seconds`` (expected: no failure).
 2. ``--long`` calls are set up and kept talking through the whole overload ("calls in progress").
 3. Overload: twice the clean rate for ``--seconds``.
+4. 40 s to let the finished calls' transactions run out, a second identical overload, 40 s again: RSS and
+   open file descriptors after each (growth from the first to the second would be a leak).
+
+``sized`` also sets ``[as] max_setups`` (calls in their set-up stage) to half a second of set-up at the
+clean rate; ``default`` leaves it at 100.
 
 Printed: the process survived, calls in progress unharmed (all of them ended normally), 503 count (the AS's
 ``secondnum_as_rejected_total``), setup times, RSS before/after, CDRs written. Not a test: no assertion.
@@ -58,16 +63,18 @@ def main() -> None:
         args.clean_rate = ramp(workdir / "ramp")
     else:
         args.clean_rate = float(args.clean_rate)
-    max_calls = (math.ceil(args.clean_rate * mean_hold * args.headroom) + args.long
-                 if args.max_calls == "sized" else 2000)
-    mongo, proc, ports = start_stack(workdir, {"as": {"max_calls": max_calls}})
+    sized = args.max_calls == "sized"
+    max_calls = math.ceil(args.clean_rate * mean_hold * args.headroom) + args.long if sized else 2000
+    # Set-up stage backlog (AsSettings.max_setups): sized for half a second of set-up at the clean rate.
+    max_setups = max(10, math.ceil(args.clean_rate * 0.5)) if sized else 100
+    mongo, proc, ports = start_stack(workdir, {"as": {"max_calls": max_calls, "max_setups": max_setups}})
     far = None
     try:
         top_up(ports)
         far = rel_sipp.far_end(workdir, ports.scscf).start()
         time.sleep(0.5)
         rss0 = rs.rss_kib(proc.pid)
-        print(f"clean rate {args.clean_rate:g}/s; [as] max_calls = {max_calls}; "
+        print(f"clean rate {args.clean_rate:g}/s; [as] max_calls = {max_calls}, max_setups = {max_setups}; "
               f"RSS at start {rss0 / 1024:.1f} MiB, fds {rs.open_fds(proc.pid)}")
 
         anchor = run_caller(ports, workdir, "anchor", args.clean_rate, args.seconds, (lo, hi), max_calls)
@@ -104,6 +111,25 @@ def main() -> None:
               f"peak {peak_rss / 1024:.1f} during overload, {rss2 / 1024:.1f} after")
         print(f"  CDRs written: {cdrs.get('total') if status == 200 else status}; far end answered "
               f"{far.counter('IncomingCall(C)')} forwarded INVITEs")
+        # Memory after: once the finished calls' transactions have run out (64*T1 = 32 s), and again after a
+        # second overload of the same length. CPython keeps freed arenas, so RSS rarely falls back to the
+        # start; what must not happen is growth from one round to the next (a leak).
+        settle = 40.0
+        time.sleep(settle)
+        settled1 = rs.rss_kib(proc.pid) if proc.alive() else 0
+        fds1 = rs.open_fds(proc.pid) if proc.alive() else 0
+        again = run_caller(ports, workdir, "overload2", 2 * args.clean_rate, args.seconds, (lo, hi),
+                           10 * max_calls)
+        again.wait(args.seconds + hi / 1000 + 120)
+        rejected2 = metric(ports.as_http, "secondnum_as_rejected_total") - rej0 - rejected \
+            if proc.alive() else float("nan")
+        print(f"overload2 {2 * args.clean_rate:g}/s: {_summary(again)}; 503: {rejected2:.0f}")
+        time.sleep(settle)
+        settled2 = rs.rss_kib(proc.pid) if proc.alive() else 0
+        fds2 = rs.open_fds(proc.pid) if proc.alive() else 0
+        print(f"  memory {settle:.0f} s after each overload: RSS {settled1 / 1024:.1f} MiB after the first, "
+              f"{settled2 / 1024:.1f} after the second ({(settled2 - settled1) / 1024:+.1f}); "
+              f"fds {fds1} -> {fds2}; process alive: {proc.alive()}")
     finally:
         if far is not None:
             far.stop()

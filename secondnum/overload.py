@@ -15,7 +15,10 @@ import asyncio
 import contextlib
 import dataclasses
 import enum
+import itertools
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from prometheus_client import Counter, Gauge
 
@@ -29,6 +32,8 @@ class Refusal(enum.Enum):
     CONCURRENT_CALLS = "concurrent_calls"
     PENDING_TRANSACTIONS = "pending_transactions"
     LOOP_LAG = "loop_lag"
+    SETUP_BACKLOG = "setup_backlog"
+    SETUP_DELAY = "setup_delay"
     SOURCE_RATE = "source_rate"
 
 
@@ -40,6 +45,14 @@ class OverloadSettings:
     max_pending_transactions: int = 20_000
     max_loop_lag: float = 0.25
     """Seconds of smoothed event-loop lag above which new calls are refused."""
+    max_setups: int = 10_000
+    """Calls still in their set-up stage (before their first outgoing leg) above which new calls are
+    refused. By Little's law this stage's backlog is rate x set-up delay: it grows when what set-up waits
+    for (the OCS, the database) slows down, even while the event loop itself is idle."""
+    max_setup_delay: float = 1.0
+    """Seconds: new calls are refused while the median age of the calls in their set-up stage exceeds this
+    (and at least ``MIN_SETUPS_FOR_DELAY`` are in it) — the same signal as ``max_setups`` without having to
+    size it for a call rate; one slow CCA among fast ones does not move the median."""
     retry_after: int = 5
     """Seconds, for the Retry-After header of 503 answers."""
     source_rate: float = 50.0
@@ -47,10 +60,25 @@ class OverloadSettings:
     source_burst: float = 100.0
 
     def __post_init__(self) -> None:
-        if self.max_calls < 1 or self.max_pending_transactions < 1:
-            raise ValueError("max_calls and max_pending_transactions must be at least 1")
+        if self.max_setup_delay <= 0:
+            raise ValueError("max_setup_delay must be > 0")
+        if self.max_calls < 1 or self.max_pending_transactions < 1 or self.max_setups < 1:
+            raise ValueError("max_calls, max_pending_transactions and max_setups must be at least 1")
         if self.retry_after < 0 or self.max_loop_lag <= 0:
             raise ValueError("retry_after must be >= 0 and max_loop_lag > 0")
+
+
+MIN_SETUPS_FOR_DELAY = 5
+
+
+def median_age(starts: Mapping[Any, float], now: float) -> float:
+    """Median age of ``starts`` (insertion-ordered start times, oldest first), 0.0 below
+    :data:`MIN_SETUPS_FOR_DELAY` entries: a lone slow set-up at low load is not overload."""
+    n = len(starts)
+    if n < MIN_SETUPS_FOR_DELAY:
+        return 0.0
+    middle = next(itertools.islice(starts.values(), n // 2, None))
+    return now - middle
 
 
 class AdmissionControl:
@@ -61,6 +89,9 @@ class AdmissionControl:
         self.component = component
         self.active_calls = 0
         self.pending_transactions = 0
+        self.setups_in_progress = 0
+        self.setup_delay = 0.0
+        """Median age of the calls in their set-up stage (0 when fewer than MIN_SETUPS_FOR_DELAY)."""
         self.loop_lag = 0.0
         self.draining = False
 
@@ -75,6 +106,10 @@ class AdmissionControl:
             reason = Refusal.PENDING_TRANSACTIONS
         elif self.loop_lag > self.settings.max_loop_lag:
             reason = Refusal.LOOP_LAG
+        elif self.setups_in_progress >= self.settings.max_setups:
+            reason = Refusal.SETUP_BACKLOG
+        elif self.setup_delay > self.settings.max_setup_delay:
+            reason = Refusal.SETUP_DELAY
         if reason is not None:
             REFUSED.labels(self.component, reason.value).inc()
         return reason

@@ -75,10 +75,14 @@ def has_option(msg: SipMessage, tag: str) -> bool:
 
 
 def is_reliable(resp: SipResponse) -> bool:
-    """A 101-199 response sent reliably: ``Require: 100rel`` and an RSeq (§4)."""
+    """A 101-199 response sent reliably: ``Require: 100rel`` and an RSeq (§4). A malformed Require makes
+    it unreliable (it is then processed like any 1xx, never PRACKed)."""
     if not 100 < resp.status < 200 or "rseq" not in resp.headers or "require" not in resp.headers:
         return False
-    return OPTION_100REL in resp.require
+    try:
+        return OPTION_100REL in resp.require
+    except SipParseError:
+        return False
 
 
 # --- UAS ------------------------------------------------------------------------------------------------

@@ -46,6 +46,8 @@ class Stack:
     workdir: Path
     scscf_port: int
     media_port: int
+    ocs_gate: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    """Set (open) by default; a test clears it to make the OCS hold every CCR until it is set again."""
 
     @property
     def sip_port(self) -> int:
@@ -84,9 +86,12 @@ async def build_stack(
     ocs = OcsServer(OcsSettings(listen_port=0, http_port=0), http=False)
     ccrs: list[Ccr] = []
     original = ocs.on_ccr
+    gate = asyncio.Event()
+    gate.set()
 
     async def observed(req: Any, peer: Any) -> Any:
         ccrs.append(parse_ccr(req))
+        await gate.wait()  # a slow OCS, when a test closes the gate
         return await original(req, peer)
 
     ocs.node.register_handler(dc.APP_RO, dc.CMD_CREDIT_CONTROL, observed)
@@ -94,7 +99,8 @@ async def build_stack(
     cache = ProfileCache.from_uri(mongo_uri, get_db().name)  # its own client, as AsService does
     await cache.start()
     ocs_port = ocs.diameter_port if with_ocs_peer else free_port()
-    ro_settings = RoClientSettings(peers=[DiameterPeerSettings(port=ocs_port)], tx_seconds=2.0, **ro_over)
+    ro_kw: dict[str, Any] = {"tx_seconds": 2.0, **ro_over}
+    ro_settings = RoClientSettings(peers=[DiameterPeerSettings(port=ocs_port)], **ro_kw)
     ro = RoClient(ro_settings, persist=False)
     await ro.start()
     scscf_port, media_port = free_port(), free_port()
@@ -107,7 +113,7 @@ async def build_stack(
     server = AppServer(settings, cache, ro)
     await server.start()
     try:
-        yield Stack(server, ocs, ro, cache, ccrs, tmp_path, scscf_port, media_port)
+        yield Stack(server, ocs, ro, cache, ccrs, tmp_path, scscf_port, media_port, gate)
     finally:
         await server.close()
         await ro.stop()

@@ -3,6 +3,7 @@ OCS refusal, OCS down under each CCFH mode (RFC 4006 §8.14)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -176,3 +177,36 @@ async def test_malformed_asserted_identity_gets_400_and_service_goes_on(stack: S
     assert final_status(bad) == 400
     good = await rejected_call(stack)  # the next call is served normally
     assert final_status(good) == 603
+
+
+@pytest.mark.as_settings(max_setups=1)
+@pytest.mark.ro_settings(tx_seconds=15.0)
+async def test_slow_ocs_backlog_refuses_new_invites_with_503(stack: Stack) -> None:
+    """The OCS holds the CCR-I: the call waits in its set-up stage. With ``max_setups = 1`` the next INVITE
+    gets 503 + Retry-After at once (not a wait for the CCA and a CCFH diversion); when the OCS answers, the
+    first call goes on to ring and be answered, and new INVITEs are admitted again."""
+    await stack.provision()
+    target = await Sipp(stack.workdir, "target", "target_answer.xml", stack.scscf_port).start()
+    stack.ocs_gate.clear()
+    first = await start_caller(stack, "caller_answered.xml", pause_ms=500)
+    for _ in range(200):
+        if len(stack.server.setups) == 1 and stack.ccrs:
+            break
+        await asyncio.sleep(0.05)
+    assert len(stack.server.setups) == 1
+    refused = await Sipp(stack.workdir, "refused", "caller_rejected.xml", free_port(),
+                         remote=f"127.0.0.1:{stack.sip_port}", keys=caller_keys(stack)).start()
+    assert await refused.wait() == 0, explain(refused)
+    (answer,) = [m for m in refused.messages() if m.status and m.status >= 200]
+    assert answer.status == 503 and answer.header("Retry-After") == "5"
+    stack.ocs_gate.set()
+    assert await run_all(first, target) == [0, 0], explain(first, target)
+    assert not stack.server.setups
+    (cdr,) = await cdrs()
+    assert cdr.disposition == "answered"
+    # Recovered by itself: the next call is admitted, forwarded and answered.
+    target = await Sipp(stack.workdir, "target2", "target_answer.xml", stack.scscf_port).start()
+    again = await Sipp(stack.workdir, "again", "caller_answered.xml", free_port(),
+                       remote=f"127.0.0.1:{stack.sip_port}", keys=caller_keys(stack), pause_ms=200).start()
+    assert await run_all(again, target) == [0, 0], explain(again, target)
+    assert len(await cdrs(count=2)) == 2

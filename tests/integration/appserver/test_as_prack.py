@@ -7,10 +7,17 @@ received is read back from SIPp's message log.
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import gc
+import socket
+
 import pytest
 from as_helpers import caller_keys, cdrs, explain, run_all, start_caller
 from as_sipp import Sipp
 from as_stack import DESTINATION, DID, MOBILE, Stack
+
+from secondnum.sip import SipResponse, parse_message
 
 pytestmark = [pytest.mark.sipp, pytest.mark.slow]
 
@@ -19,10 +26,12 @@ def tags(value: str | None) -> list[str]:
     return [t.strip().lower() for t in (value or "").split(",") if t.strip()]
 
 
-async def test_reliable_183_prack_and_early_updates_relayed(stack: Stack) -> None:
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_reliable_183_prack_and_early_updates_relayed(stack: Stack, transport: str) -> None:
     await stack.provision()
-    target = await Sipp(stack.workdir, "target", "target_prack.xml", stack.scscf_port).start()
-    caller = await start_caller(stack, "caller_prack.xml", pause_ms=500)
+    _early_garbage()  # what earlier tests left: not this call's
+    target = await Sipp(stack.workdir, "target", "target_prack.xml", stack.scscf_port, transport).start()
+    caller = await start_caller(stack, "caller_prack.xml", transport, pause_ms=500)
     codes = await run_all(caller, target)
     assert codes == [0, 0], explain(caller, target)
 
@@ -78,6 +87,24 @@ async def test_reliable_183_prack_and_early_updates_relayed(stack: Stack) -> Non
 
     (cdr,) = await cdrs()
     assert cdr.flow == "forward" and cdr.disposition == "answered"
+    # The early-dialog machinery leaves no reference cycle behind (the AS tunes the collector on that).
+    assert _early_garbage() == collections.Counter()
+
+
+def _early_garbage() -> collections.Counter[str]:
+    """Objects of the 100rel/early-dialog modules that only the cyclic collector could free."""
+    modules = ("appserver.early", "secondnum.sip.provisional", "secondnum.sip.reliable")
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        return collections.Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.garbage
+                                   if type(o).__module__ in modules)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        # Saved garbage is cyclic: once out of gc.garbage it needs one more pass to be freed, or the next
+        # DEBUG_SAVEALL collection would report it again (under another test's name).
+        gc.collect()
 
 
 async def test_unknown_required_extension_gets_420(stack: Stack) -> None:
@@ -94,6 +121,7 @@ async def test_outgoing_leg_reliable_183_offer_answered_in_prack(stack: Stack) -
     """Flow C with a 100rel destination: the offer of its reliable 183 goes to the customer (re-INVITE),
     the customer's answer goes back in the AS's PRACK; the 200 without SDP needs no second re-INVITE."""
     await stack.provision()
+    _early_garbage()
     dest = await Sipp(stack.workdir, "dest", "dest_prack.xml", stack.scscf_port).start()
     media = await Sipp(
         stack.workdir, "media", "media_refer.xml", stack.media_port, keys={"dest": DESTINATION, "did": DID}
@@ -117,12 +145,14 @@ async def test_outgoing_leg_reliable_183_offer_answered_in_prack(stack: Stack) -
     assert dest.received("BYE")
     (cdr,) = await cdrs()
     assert cdr.flow == "outgoing" and cdr.disposition == "answered"
+    assert _early_garbage() == collections.Counter()
 
 
 async def test_caller_requiring_100rel_gets_reliable_181_and_prack_carries_the_answer(stack: Stack) -> None:
     """Offerless INVITE with Require: 100rel: our 181 is reliable; the far end's reliable 183 carries the
     offer, the caller's PRACK the answer, relayed in the AS's PRACK to the far end (RFC 3262 §3, §5)."""
     await stack.provision()
+    _early_garbage()
     target = await Sipp(stack.workdir, "target", "target_prack_offer.xml", stack.scscf_port).start()
     caller = await start_caller(stack, "caller_require_100rel.xml", pause_ms=500)
     codes = await run_all(caller, target)
@@ -143,3 +173,75 @@ async def test_caller_requiring_100rel_gets_reliable_181_and_prack_carries_the_a
     (ack,) = target.received("ACK")
     assert ack.body == ""
     assert target.received("BYE")
+    await cdrs()  # written at the end of the call's teardown
+    assert _early_garbage() == collections.Counter()
+
+
+OTHER = "42071112222"
+
+
+async def test_simultaneous_ringing_only_the_relayed_early_dialog_gets_updates(stack: Stack) -> None:
+    await stack.provision(
+        follow_me={
+            "ring_order": "simultaneous",
+            "targets": [
+                {"uri": f"tel:+{OTHER}", "ring_timeout": 20},
+                {"uri": f"tel:+{MOBILE}", "ring_timeout": 20},
+            ],
+        }
+    )
+    _early_garbage()
+    target = await Sipp(stack.workdir, "target", "target_fork_prack.xml", stack.scscf_port, calls=2).start()
+    caller = await start_caller(stack, "caller_prack_fork.xml", pause_ms=500)
+    codes = await run_all(caller, target)
+    assert codes == [0, 0], explain(caller, target)
+
+    invites = {m.header("Call-ID"): m.start_line for m in target.received("INVITE")}
+    other_id = next(cid for cid, line in invites.items() if OTHER in line)
+    mobile_id = next(cid for cid, line in invites.items() if MOBILE in line)
+
+    def got(method: str, call_id: str | None) -> list[str]:
+        return [m.body for m in target.received(method) if m.header("Call-ID") == call_id]
+
+    # The caller saw one early dialog: the mobile's 183 (the first reliable 18x with SDP).
+    (c183,) = caller.received(183)
+    assert "o=mobile" in c183.body and "o=other" not in c183.body
+    # Its UPDATE went to the mobile's early dialog only.
+    assert len(got("UPDATE", mobile_id)) == 1 and got("UPDATE", other_id) == []
+    assert "a=curr:qos local sendrecv" in got("UPDATE", mobile_id)[0]
+    # Both far 183s were PRACKed (the other one by the AS itself); the other's UPDATE had nobody to go to.
+    assert len(got("PRACK", mobile_id)) == 1 and len(got("PRACK", other_id)) == 1
+    refused = [m for m in target.received(500) if m.header("Call-ID") == other_id]
+    assert len(refused) == 1 and refused[0].cseq_method == "UPDATE"
+    assert caller.received("UPDATE") == []
+    # The mobile answered in the caller's early dialog; the other target was CANCELled (completed elsewhere).
+    (c200,) = [m for m in caller.received(200) if m.cseq_method == "INVITE"]
+    assert (c200.header("To") or "").split("tag=")[1] == (c183.header("To") or "").split("tag=")[1]
+    (cancel,) = target.received("CANCEL")
+    assert cancel.header("Call-ID") == other_id and "cause=200" in (cancel.header("Reason") or "")
+    await cdrs()
+    assert _early_garbage() == collections.Counter()
+
+
+async def test_options_lists_the_served_extensions(stack: Stack) -> None:
+    """RFC 3261 §11.2: the OPTIONS answer says which extensions the AS supports."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    port = sock.getsockname()[1]
+    try:
+        request = (
+            f"OPTIONS sip:127.0.0.1:{stack.sip_port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKopt1\r\nMax-Forwards: 70\r\n"
+            "From: <sip:probe@127.0.0.1>;tag=p1\r\nTo: <sip:as@127.0.0.1>\r\nCall-ID: opt-1\r\n"
+            "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        ).encode()
+        await loop.sock_sendto(sock, request, ("127.0.0.1", stack.sip_port))
+        data = await asyncio.wait_for(loop.sock_recv(sock, 65535), 10)
+    finally:
+        sock.close()
+    resp = parse_message(data)
+    assert isinstance(resp, SipResponse) and resp.status == 200
+    assert {"100rel", "precondition", "timer"} <= set(resp.supported)
+    assert "PRACK" in (resp.headers.get("allow") or "") and "UPDATE" in (resp.headers.get("allow") or "")

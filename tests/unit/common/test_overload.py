@@ -14,6 +14,7 @@ from secondnum.overload import (
     OverloadSettings,
     Refusal,
     SourceRateLimiter,
+    median_age,
 )
 
 
@@ -33,12 +34,31 @@ def test_concurrent_call_limit_and_recovery() -> None:
         ("draining", True, Refusal.DRAINING),
         ("pending_transactions", 5, Refusal.PENDING_TRANSACTIONS),
         ("loop_lag", 0.5, Refusal.LOOP_LAG),
+        ("setups_in_progress", 7, Refusal.SETUP_BACKLOG),
+        ("setup_delay", 1.5, Refusal.SETUP_DELAY),
     ],
 )
 def test_each_signal_refuses(attr: str, value: object, reason: Refusal) -> None:
-    ac = AdmissionControl(OverloadSettings(max_pending_transactions=5, max_loop_lag=0.25), "t")
+    ac = AdmissionControl(OverloadSettings(max_pending_transactions=5, max_loop_lag=0.25, max_setups=7,
+                                           max_setup_delay=1.0), "t")
+    assert ac.check() is None
     setattr(ac, attr, value)
     assert ac.check() is reason
+
+
+@pytest.mark.parametrize(
+    ("ages", "expected"),
+    [
+        ([], 0.0),
+        ([9.0, 0.1, 0.1, 0.1], 0.0),  # below 5 set-ups: a lone slow CCA at low load is not overload
+        ([9.0, 0.3, 0.2, 0.1, 0.0], 0.2),  # one slow among fast ones does not move the median
+        ([3.0, 2.5, 2.0, 1.5, 0.1, 0.0], 1.5),  # most set-ups slow: the OCS or database is behind
+    ],
+)
+def test_median_age_of_setups(ages: list[float], expected: float) -> None:
+    now = 100.0
+    starts = {i: now - age for i, age in enumerate(ages)}  # oldest first, as calls arrive
+    assert median_age(starts, now) == pytest.approx(expected)
 
 
 def test_settings_validated() -> None:

@@ -174,6 +174,12 @@ def test_receiver_keeps_one_rseq_space_per_early_dialog() -> None:
     assert uac.last_rseq("fork2") == 900
 
 
+def test_malformed_require_is_not_reliable() -> None:
+    resp = provisional(183, rseq=1, require="100rel;x")
+    assert not is_reliable(resp)
+    assert ReliableReceiver(1).receive(resp) == (Verdict.UNRELIABLE, None)
+
+
 def test_receiver_rejects_malformed_rseq() -> None:
     uac = ReliableReceiver(1)
     resp = provisional(183, rseq=None)
