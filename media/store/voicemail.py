@@ -88,7 +88,16 @@ class VoicemailStore:
 
     # --- mailboxes ---
     def box(self, mailbox: str) -> VoicemailBox:
-        """The mailbox document, created with defaults on first use (upsert, race-free)."""
+        """The mailbox document, created with defaults on first use (upsert, race-free).
+
+        Read first, write only when it is missing: deposits update this document inside their transaction
+        (:meth:`_insert_within_limit`), and a non-transactional upsert on every call raced those
+        transactions — on SecantusDB, ten concurrent deposits could leave every client waiting for the
+        server for good (seen in CI; a real MongoDB answers such a conflict with a retryable error).
+        """
+        existing: VoicemailBox | None = VoicemailBox.objects(mailbox=mailbox).first()
+        if existing is not None:
+            return existing
         VoicemailBox.objects(mailbox=mailbox).update_one(
             upsert=True, set_on_insert__require_pin=False, set_on_insert__locked=False,
             set_on_insert__pin_failures=0,

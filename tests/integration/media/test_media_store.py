@@ -7,7 +7,7 @@ import hashlib
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import pytest
@@ -153,8 +153,12 @@ def test_concurrent_deposits_fill_exactly_to_capacity(mongo_uri: str, capacity: 
         except MailboxFullError:
             return False
 
-    with ThreadPoolExecutor(10) as pool:
-        results = list(pool.map(deposit, range(10)))
+    pool = ThreadPoolExecutor(10)
+    futures = [pool.submit(deposit, i) for i in range(10)]
+    done, stuck = wait(futures, timeout=120)
+    pool.shutdown(wait=False, cancel_futures=True)
+    assert not stuck, "deposits never returned: the store is waiting for the server"
+    results = [f.result() for f in done]
     messages = store.list_messages(MB)
     assert sum(results) == capacity - already
     assert len(messages) == capacity
