@@ -372,21 +372,27 @@ class RoClient:
                 if s.session_id not in self.retrying:  # a CCR-T being retried keeps its record
                     self._forget(s)
                 return
-            before = core.total_used
-            cause = dc.TERMINATION_CAUSE_LOGOUT
-            msg = core.termination(self.loop.time(), used_seconds, cause)
-            msg.header.end_to_end_identifier = self.node.ids.end_to_end()  # recorded: kept on resends
-            if s.doc is not None:
-                # Coalesces with the delete below when the CCA comes within the writer's linger.
-                store.mark_terminating(
-                    s.doc,
-                    request_number=core.request_number,
-                    used=core.total_used - before,
-                    cause=cause,
-                    end_to_end=msg.header.end_to_end_identifier,
-                )
-                self.writer.put(s.doc)
+            # The record's update coalesces with its delete when the CCA comes within the writer's linger.
+            msg = self._termination(s, used_seconds, dc.TERMINATION_CAUSE_LOGOUT)
             await self._close(s, msg, since=time.time())
+
+    def _termination(self, s: RoSession, used_seconds: int | None, cause: int) -> Message:
+        """The session's CCR-T with a fresh End-to-End id, kept on every resend (RFC 6733 §5.5.4); the
+        session's record, if it has one, is marked terminating with what a resend after a crash needs."""
+        core = s.core
+        before = core.total_used
+        msg = core.termination(self.loop.time(), used_seconds, cause)
+        msg.header.end_to_end_identifier = self.node.ids.end_to_end()
+        if s.doc is not None:
+            store.mark_terminating(
+                s.doc,
+                request_number=core.request_number,
+                used=core.total_used - before,
+                cause=cause,
+                end_to_end=msg.header.end_to_end_identifier,
+            )
+            self.writer.put(s.doc)
+        return msg
 
     async def _close(self, s: RoSession, msg: Message, *, since: float, retransmit: bool = False) -> bool:
         """Send a CCR-T (alternate peer on failure); if unanswered, retry it in the background.
@@ -588,20 +594,9 @@ class RoClient:
                 ccfh=dc.CCFH_RETRY_AND_TERMINATE,
             )
             s = RoSession(self, core, None)
-            cause = dc.TERMINATION_CAUSE_ADMINISTRATIVE
-            before = core.total_used
-            msg = core.termination(self.loop.time(), used_total, cause=cause)
-            msg.header.end_to_end_identifier = self.node.ids.end_to_end()
             if self.persist:
                 s.doc = store.as_record(doc)
-                store.mark_terminating(
-                    s.doc,
-                    request_number=core.request_number,
-                    used=core.total_used - before,
-                    cause=cause,
-                    end_to_end=msg.header.end_to_end_identifier,
-                )
-                self.writer.put(s.doc)
+            msg = self._termination(s, used_total, dc.TERMINATION_CAUSE_ADMINISTRATIVE)
             ok = await self._close(s, msg, since=time.time())
             if ok and not self.persist:
                 await asyncio.to_thread(store.delete, doc.session_id)

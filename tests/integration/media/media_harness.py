@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 from testutil import require_binary
 
 from media.audio import g711, wav
@@ -30,6 +31,21 @@ from media.settings import MediaSettings
 from secondnum.sdp import accept_answer, make_audio_offer, parse_sdp
 from secondnum.service import RunContext
 from secondnum.sip import Dialog, IncomingRequest, SipEndpoint, SipRequest, SipResponse
+
+
+async def wait_for(pred: Callable[[], object], timeout: float = 30.0, interval: float = 0.05) -> None:
+    """Poll ``pred`` on the running loop until it is true; AssertionError after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not pred():
+        if loop.time() > end:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(interval)
+
+
+def metric(name: str, **labels: str) -> float:
+    """A sample of this process's Prometheus registry (0.0 when the series does not exist yet)."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 def free_port_block(size: int = 40) -> int:

@@ -17,8 +17,17 @@ from pathlib import Path
 import mongoengine
 import numpy as np
 import pytest
-from media_harness import Uac, heard, media_settings, prompt_match, run_pjsua, speech_wav, start_service
-from prometheus_client import REGISTRY
+from media_harness import (
+    Uac,
+    heard,
+    media_settings,
+    metric,
+    prompt_match,
+    run_pjsua,
+    speech_wav,
+    start_service,
+    wait_for,
+)
 
 from hss_adapter.store import create_account
 from media.audio import g711
@@ -39,19 +48,6 @@ def _free_tcp_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def metric(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-async def wait_for(pred, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not pred():
-        if loop.time() > end:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.1)
 
 
 @pytest.fixture

@@ -95,7 +95,6 @@ async def test_access_navigate_with_dtmf(media: MediaService, tmp_path: Path, me
     assert prompt_match(got, prompt(media, PHRASES["call_not_allowed"])) < 0.3
 
 
-
 async def test_pjsua_pin_prompt_without_network_auth(media: MediaService, tmp_path: Path) -> None:
     from hss_adapter.store import create_account
 

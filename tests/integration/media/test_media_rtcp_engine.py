@@ -13,7 +13,7 @@ import socket
 from collections.abc import AsyncIterator
 
 import pytest
-from media_harness import free_port_block
+from media_harness import free_port_block, wait_for
 from prometheus_client import REGISTRY
 
 from media.rtp import packet as rtp
@@ -52,15 +52,6 @@ async def _endpoint(port: int = 0) -> Recorder:
     rec = Recorder()
     await asyncio.get_running_loop().create_datagram_endpoint(lambda: rec, local_addr=("127.0.0.1", port))
     return rec
-
-
-async def wait_for(pred, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not pred():
-        if loop.time() > end:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 def dropped(reason: str) -> float:

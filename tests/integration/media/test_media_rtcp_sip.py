@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from media_harness import Uac, media_settings, start_service
+from media_harness import Uac, media_settings, start_service, wait_for
 
 from media.audio import tones
 from media.rtp import rtcp
@@ -26,15 +26,6 @@ class RtcpPeer(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
         self.packets.append((rtcp.decode(data), (str(addr[0]), int(addr[1]))))
-
-
-async def wait_for(pred, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not pred():
-        if loop.time() > end:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 def _beeping(uac: Uac) -> bool:
@@ -60,7 +51,7 @@ async def test_reports_to_a_rtcp_address_and_peer_view_stored(mongo_uri: str, pr
         assert resp.status == 200 and b"a=rtcp" not in resp.body
         assert uac.rtp.session is not None
         media_rtcp = ("127.0.0.1", uac.rtp.session.remote[1] + 1)
-        await wait_for(lambda: any(isinstance(p[0], rtcp.SenderReport) for p, _ in peer.packets))
+        await wait_for(lambda: any(isinstance(p[0], rtcp.SenderReport) for p, _ in peer.packets), 60)
         ours, source = next((p, s) for p, s in peer.packets if isinstance(p[0], rtcp.SenderReport))
         sr = ours[0]
         assert isinstance(sr, rtcp.SenderReport)
@@ -68,7 +59,7 @@ async def test_reports_to_a_rtcp_address_and_peer_view_stored(mongo_uri: str, pr
         # The caller's RR about media's stream, answered at once (DLSR 0).
         block = rtcp.ReportBlock(sr.ssrc, 0, 5, 1000, 16, (sr.ntp_timestamp >> 16) & 0xFFFFFFFF, 0)
         peer.transport.sendto(rtcp.encode(rtcp.ReceiverReport(0x1234, (block,))), media_rtcp)
-        await wait_for(lambda: _beeping(uac))
+        await wait_for(lambda: _beeping(uac), 60)
         await uac.rtp.send_audio(tones.tone((300.0, 520.0, 910.0), 2000, 6000))
         await uac.bye()
         store = VoicemailStore()

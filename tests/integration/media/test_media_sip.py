@@ -7,8 +7,7 @@ import struct
 
 import numpy as np
 import pytest
-from media_harness import Uac, best_xcorr
-from prometheus_client import REGISTRY
+from media_harness import Uac, best_xcorr, metric, wait_for
 
 from media.audio import g711, tones
 from media.rtp import packet as rtp
@@ -18,19 +17,6 @@ from media.store.voicemail import VoicemailStore
 
 def sip_addr(media: MediaService) -> tuple[str, int]:
     return media.server.endpoint.local_address
-
-
-async def wait_for(pred, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not pred():
-        if loop.time() > end:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
-
-
-def metric(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 @pytest.mark.parametrize(("service", "mailbox", "params", "status"), [
