@@ -15,7 +15,9 @@ the call to the same UAS with no charging, no profile lookup and no CDR. Target:
 
 Each step runs SIPp at a fixed rate for ``STEP_SECONDS``; a step passes with 0 failed calls. Printed per
 step: calls, failures, setup delay p50/p99 (caller INVITE -> 200, which is what the B2BUA adds since the
-far end answers at once), the B2BUA process's CPU (user+sys over wall time) and peak RSS. Memory per
+far end answers at once), the B2BUA process's CPU (user+sys over wall time) and peak RSS, and the CPU of the
+processes it needs on the same two cores ("others": the OCS and SecantusDB for the AS, both SIPp for both),
+which is what bounds the rate on a small machine. Memory per
 concurrent call: before the ramp, ``--held`` calls (default 500, the issue asks for 5,000) are held at once;
 (peak RSS - RSS before) / held, with the held phase's failures and set-up delays printed.
 """
@@ -29,6 +31,7 @@ import csv
 import dataclasses
 import os
 import platform
+import resource
 import signal
 import socket
 import subprocess
@@ -40,10 +43,10 @@ from pathlib import Path
 
 from secondnum.mongo import EmbeddedMongo
 
-RATES = [20, 40, 80, 120, 160, 200, 250, 300, 400, 500]
+RATES = [20, 40, 80, 120, 160, 180, 200, 250, 300, 350, 400, 500]
 STEP_SECONDS = 6
 HOLD_MS = 1000
-BUDGET_SECONDS = 170  # for the whole ramp (both systems)
+BUDGET_SECONDS = 240  # for the whole ramp (both systems)
 HEALTHY_P99_MS = 500.0  # "healthy" rate: 0 failed calls and p99 set-up delay within this
 MEMORY_CALLS = 500  # calls held at once (100/s, 8 s hold) to measure memory per concurrent call
 STOP_P50_MS = 2000.0  # a system whose median set-up delay passes this is saturated: stop ramping it
@@ -186,6 +189,13 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _cpu_or_zero(pid: int) -> float:
+    try:
+        return proc_cpu_seconds(pid)
+    except OSError:
+        return 0.0
+
+
 def proc_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -257,6 +267,7 @@ async def run_step(
     pid: int,
     calls: int | None = None,
     hold_ms: int = HOLD_MS,
+    helpers: dict[str, int] | None = None,
 ) -> dict[str, float]:
     calls = calls or rate * STEP_SECONDS
     run_timeout = max(30, int(calls / rate + hold_ms / 1000 + 30))
@@ -294,6 +305,9 @@ async def run_step(
         "-max_socket",
         str(max(5000, 2 * calls)),
     ]
+    helpers = helpers or {}
+    helper0 = {name: _cpu_or_zero(hpid) for name, hpid in helpers.items()}
+    children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu0, t0 = proc_cpu_seconds(pid), time.monotonic()
     with RssSampler(pid) as rss:
         proc = await asyncio.create_subprocess_exec(
@@ -302,6 +316,11 @@ async def run_step(
         await proc.wait()
     wall = time.monotonic() - t0
     cpu = proc_cpu_seconds(pid) - cpu0
+    helper_cpu = {name: 100 * (_cpu_or_zero(hpid) - helper0[name]) / wall for name, hpid in helpers.items()}
+    children1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the caller SIPp is the only child reaped here
+    if helpers:
+        helper_cpu["uac-sipp"] = 100 * (children1.ru_utime + children1.ru_stime
+                                        - children0.ru_utime - children0.ru_stime) / wall
     ok, failed = read_stats(workdir)
     rtts = read_rtts(workdir)
     return {
@@ -315,6 +334,7 @@ async def run_step(
         "cpu": 100 * cpu / wall,
         "cpu_ms_per_call": 1000 * cpu / max(1, ok),
         "rss_peak": rss.peak,
+        **{f"cpu_{name}": value for name, value in helper_cpu.items()},
     }
 
 
@@ -325,6 +345,9 @@ class System:
     name: str
     port: int
     pid: int
+    helpers: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Processes the system needs besides itself (OCS, database, far-end SIPp): their CPU is printed per step,
+    since they share the machine's cores with the system under test."""
     rss_idle: float = 0.0
     kb_per_held_call: float = 0.0
     held: tuple[int, int, int] = (0, 0, 0)  # calls held at once: asked, ok, failed
@@ -365,12 +388,16 @@ async def ramp(systems: list[System], workdir: Path, rates: list[int], held: int
         for system in systems:
             if not system.active or time.monotonic() - start > BUDGET_SECONDS:
                 continue
-            r = await run_step(workdir, caller_xml, dids_csv, system.port, rate, system.pid)
+            r = await run_step(workdir, caller_xml, dids_csv, system.port, rate, system.pid,
+                               helpers=system.helpers)
             system.results.append(r)
+            others = " ".join(f"{k[4:]} {v:.0f}%" for k, v in r.items()
+                              if k.startswith("cpu_") and k != "cpu_ms_per_call")
             print(
                 f"{system.name:6} rate={rate:4}/s calls={int(r['calls']):5} ok={int(r['ok']):5} "
                 f"failed={int(r['failed']):3} setup p50={r['p50']:6.1f} ms p99={r['p99']:7.1f} ms "
-                f"cpu={r['cpu']:5.1f}% ({r['cpu_ms_per_call']:.2f} ms/call) rss={r['rss_peak']:.0f} MB",
+                f"cpu={r['cpu']:5.1f}% ({r['cpu_ms_per_call']:.2f} ms/call) rss={r['rss_peak']:.0f} MB"
+                + (f" | others: {others}" if others else ""),
                 flush=True,
             )
             # Keep ramping through a stray failure (one lost call under machine load) to see the whole curve;
@@ -473,7 +500,8 @@ async def start_as(
         if args.mongo_ocs
         else [sys.executable, "-m", "benchmarks.as_calls", "--serve-ocs", str(ocs_port)]
     )
-    children.append(await spawn(ocs_cmd, workdir / "ocs.log", env))
+    ocs_proc = await spawn(ocs_cmd, workdir / "ocs.log", env)
+    children.append(ocs_proc)
     await asyncio.sleep(1.5)
     as_cmd = [sys.executable, "-m", "secondnum.cli", "-c", str(cfg), "as"]
     if args.profile:  # a script, not -m: dataclass annotations must resolve in secondnum.cli
@@ -498,7 +526,10 @@ async def start_as(
     as_proc = await spawn(as_cmd, workdir / "as.log", env)
     children.insert(0, as_proc)  # stopped first: it drains its calls while the OCS still answers
     await wait_ready(f"http://127.0.0.1:{http_port}/health/ready")
-    return System("as", as_port, as_proc.pid)
+    helpers = {"ocs": ocs_proc.pid}
+    if mongo.process is not None:
+        helpers["db"] = mongo.process.pid
+    return System("as", as_port, as_proc.pid, helpers)
 
 
 async def start_sippy(workdir: Path, target_port: int, children: list[asyncio.subprocess.Process]) -> System:
@@ -576,11 +607,15 @@ async def main() -> None:
     try:
         max_socket = str(max(5000, 2 * args.held))
         target_log = workdir / "target.log"
-        children.append(await spawn([*target_cmd, "-nostdin", "-max_socket", max_socket], target_log))
+        target = await spawn([*target_cmd, "-nostdin", "-max_socket", max_socket], target_log)
+        children.append(target)
+        target_pid = target.pid
         if args.only in (None, "as"):
             systems.append(await start_as(workdir, args, target_port, children, mongo))
         if args.only in (None, "sippy"):
             systems.append(await start_sippy(workdir, target_port, children))
+        for system in systems:
+            system.helpers["uas-sipp"] = target_pid
         await ramp(systems, workdir, rates, args.held)
     finally:
         for child in children:

@@ -14,8 +14,11 @@ plays the S-CSCF (127.0.0.5, trusted) and the far end.
 1. Anchor, in the same run: the clean rate for ``--seconds`` (expected: no failure).
 2. ``--long`` calls are set up and kept talking through the whole overload ("calls in progress").
 3. Overload: twice the clean rate for ``--seconds``.
-4. 40 s to let the finished calls' transactions run out, a second identical overload, 40 s again: RSS and
-   open file descriptors after each (growth from the first to the second would be a leak).
+4. ``--settle`` s (75) to let the finished calls' transactions run out and the allocator's free memory be
+   returned (``[run] memory_trim_interval``), a second identical overload, the same wait again: RSS and open
+   file descriptors after each (growth from the first to the second would be a leak), with the live Python
+   blocks and glibc's in-use/free heap from /metrics, which tell a leak (live blocks grow) from memory the
+   allocator keeps (free grows). The same figures are printed after the anchor: the baseline.
 
 ``sized`` also sets ``[as] max_setups`` (calls in their set-up stage) to half a second of set-up at the
 clean rate; ``default`` leaves it at 100.
@@ -42,6 +45,16 @@ def _summary(s: rel_sipp.Sipp) -> str:
             f"(stdev {st.get('ResponseTimesetupStDev(C)', '?')})")
 
 
+def _memory(port: int) -> str:
+    """Live Python blocks and glibc's in-use/free heap from /metrics (secondnum/memory.py)."""
+    blocks = metric(port, "secondnum_python_allocated_blocks")
+    in_use = metric(port, "secondnum_malloc_in_use_bytes") / 2**20
+    free = metric(port, "secondnum_malloc_free_bytes") / 2**20
+    trimmed = metric(port, "secondnum_malloc_trimmed_bytes_total") / 2**20
+    return (f"python blocks {blocks / 1e3:.0f}k, malloc in use {in_use:.1f} MiB, "
+            f"free in heap {free:.1f} MiB, trimmed so far {trimmed:.1f} MiB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--clean-rate", default="auto", help="calls/s the AS handles cleanly, or auto (ramp)")
@@ -51,6 +64,9 @@ def main() -> None:
     parser.add_argument("--long", type=int, default=20, help="calls kept up through the overload")
     parser.add_argument("--headroom", type=float, default=1.3, help="max_calls = rate x mean hold x this")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--settle", type=float, default=75.0,
+                        help="seconds to wait after the anchor and each overload before reading memory: "
+                             "64*T1 (32 s) plus one [run] memory_trim_interval (60 s) by default")
     args = parser.parse_args()
     lo, hi = (int(x) for x in args.hold.split("-"))
     mean_hold = (lo + hi) / 2000
@@ -75,13 +91,16 @@ def main() -> None:
         time.sleep(0.5)
         rss0 = rs.rss_kib(proc.pid)
         print(f"clean rate {args.clean_rate:g}/s; [as] max_calls = {max_calls}, max_setups = {max_setups}; "
-              f"RSS at start {rss0 / 1024:.1f} MiB, fds {rs.open_fds(proc.pid)}")
+              f"RSS at start {rss0 / 1024:.1f} MiB, fds {rs.open_fds(proc.pid)}; {_memory(ports.as_http)}")
 
         anchor = run_caller(ports, workdir, "anchor", args.clean_rate, args.seconds, (lo, hi), max_calls)
         anchor.wait(args.seconds + hi / 1000 + 120)
         rss1 = rs.rss_kib(proc.pid)
         rej0 = metric(ports.as_http, "secondnum_as_rejected_total")
         print(f"anchor   {args.clean_rate:g}/s: {_summary(anchor)}; RSS {rss1 / 1024:.1f} MiB")
+        time.sleep(args.settle)
+        print(f"  {args.settle:.0f} s after the anchor: RSS {rs.rss_kib(proc.pid) / 1024:.1f} MiB; "
+              f"{_memory(ports.as_http)}")
 
         long_talk = int(args.seconds * 1000 + 15_000)
         inprog = rel_sipp.caller(workdir, ports.as_sip, ports.scscf, did=rs.DID, caller_number=rs.PSTN_CALLER,
@@ -114,10 +133,11 @@ def main() -> None:
         # Memory after: once the finished calls' transactions have run out (64*T1 = 32 s), and again after a
         # second overload of the same length. CPython keeps freed arenas, so RSS rarely falls back to the
         # start; what must not happen is growth from one round to the next (a leak).
-        settle = 40.0
+        settle = args.settle
         time.sleep(settle)
         settled1 = rs.rss_kib(proc.pid) if proc.alive() else 0
         fds1 = rs.open_fds(proc.pid) if proc.alive() else 0
+        print(f"  {settle:.0f} s after the overload: RSS {settled1 / 1024:.1f} MiB; {_memory(ports.as_http)}")
         again = run_caller(ports, workdir, "overload2", 2 * args.clean_rate, args.seconds, (lo, hi),
                            10 * max_calls)
         again.wait(args.seconds + hi / 1000 + 120)
@@ -129,7 +149,7 @@ def main() -> None:
         fds2 = rs.open_fds(proc.pid) if proc.alive() else 0
         print(f"  memory {settle:.0f} s after each overload: RSS {settled1 / 1024:.1f} MiB after the first, "
               f"{settled2 / 1024:.1f} after the second ({(settled2 - settled1) / 1024:+.1f}); "
-              f"fds {fds1} -> {fds2}; process alive: {proc.alive()}")
+              f"fds {fds1} -> {fds2}; process alive: {proc.alive()}; {_memory(ports.as_http)}")
     finally:
         if far is not None:
             far.stop()
