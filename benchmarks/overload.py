@@ -55,6 +55,19 @@ def _memory(port: int) -> str:
             f"free in heap {free:.1f} MiB, trimmed so far {trimmed:.1f} MiB")
 
 
+def _census(port: int) -> dict[str, int]:
+    status, body = rs.http_json("GET", f"http://127.0.0.1:{port}/api/v1/debug/objects?top=500", timeout=60)
+    if status != 200 or not isinstance(body, dict):
+        return {}
+    return {t["type"]: int(t["count"]) for t in body["types"]}
+
+
+def _growth(before: dict[str, int], after: dict[str, int], top: int = 12) -> str:
+    """The object types whose count grew most between two censuses (secondnum/memory.py object_census)."""
+    diff = sorted(((after.get(k, 0) - before.get(k, 0), k) for k in set(before) | set(after)), reverse=True)
+    return ", ".join(f"{k.rsplit('.', 1)[-1]} {d:+d}" for d, k in diff[:top] if d > 0) or "none"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--clean-rate", default="auto", help="calls/s the AS handles cleanly, or auto (ramp)")
@@ -101,6 +114,7 @@ def main() -> None:
         time.sleep(args.settle)
         print(f"  {args.settle:.0f} s after the anchor: RSS {rs.rss_kib(proc.pid) / 1024:.1f} MiB; "
               f"{_memory(ports.as_http)}")
+        census0 = _census(ports.as_http)
 
         long_talk = int(args.seconds * 1000 + 15_000)
         inprog = rel_sipp.caller(workdir, ports.as_sip, ports.scscf, did=rs.DID, caller_number=rs.PSTN_CALLER,
@@ -138,6 +152,8 @@ def main() -> None:
         settled1 = rs.rss_kib(proc.pid) if proc.alive() else 0
         fds1 = rs.open_fds(proc.pid) if proc.alive() else 0
         print(f"  {settle:.0f} s after the overload: RSS {settled1 / 1024:.1f} MiB; {_memory(ports.as_http)}")
+        census1 = _census(ports.as_http)
+        print(f"  objects grown since the anchor: {_growth(census0, census1)}")
         again = run_caller(ports, workdir, "overload2", 2 * args.clean_rate, args.seconds, (lo, hi),
                            10 * max_calls)
         again.wait(args.seconds + hi / 1000 + 120)
@@ -150,6 +166,7 @@ def main() -> None:
         print(f"  memory {settle:.0f} s after each overload: RSS {settled1 / 1024:.1f} MiB after the first, "
               f"{settled2 / 1024:.1f} after the second ({(settled2 - settled1) / 1024:+.1f}); "
               f"fds {fds1} -> {fds2}; process alive: {proc.alive()}; {_memory(ports.as_http)}")
+        print(f"  objects grown since the first overload: {_growth(census1, _census(ports.as_http))}")
     finally:
         if far is not None:
             far.stop()

@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
+from secondnum import memory
 from secondnum.log import get_logger
 
 log = get_logger(__name__)
@@ -135,6 +136,16 @@ async def _metrics(request: web.Request) -> web.Response:
     return resp
 
 
+async def _objects(request: web.Request) -> web.Response:
+    """``GET /api/v1/debug/objects?top=N``: live objects by type (behind the API token like all of /api/).
+    Compare two readings to tell a leak from memory the allocator merely keeps (secondnum/memory.py)."""
+    try:
+        top = int(request.query.get("top", "30"))
+    except ValueError:
+        raise ProblemError(400, "Bad Request", "top must be an integer") from None
+    return web.json_response(memory.object_census(min(max(top, 1), 500)))
+
+
 def make_app(
     component: str,
     *,
@@ -154,6 +165,7 @@ def make_app(
     app.router.add_get("/health/live", _live)
     app.router.add_get("/health/ready", _ready)
     app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/api/v1/debug/objects", _objects)
     return app
 
 

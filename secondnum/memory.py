@@ -20,8 +20,10 @@ macOS) the malloc figures are absent and trimming is a no-op.
 from __future__ import annotations
 
 import asyncio
+import collections
 import ctypes
 import ctypes.util
+import gc
 import os
 import sys
 from collections.abc import Iterator
@@ -120,6 +122,18 @@ def register() -> None:
     if not _registered:
         REGISTRY.register(MemoryCollector())
         _registered = True
+
+
+def object_census(top: int = 30) -> dict[str, Any]:
+    """Counts of the objects the cyclic collector tracks, by type, largest first: what grew, when live blocks
+    grew. Walks every tracked object (~0.1 s per million): a diagnostic, not for a hot path."""
+    objects = gc.get_objects()
+    counts: collections.Counter[str] = collections.Counter(
+        f"{type(o).__module__}.{type(o).__qualname__}" for o in objects)
+    total = len(objects)
+    del objects
+    return {"tracked_objects": total, "python_allocated_blocks": sys.getallocatedblocks(),
+            "types": [{"type": name, "count": n} for name, n in counts.most_common(max(1, top))]}
 
 
 async def trim_loop(interval: float, threshold: int) -> None:

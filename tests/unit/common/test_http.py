@@ -105,3 +105,30 @@ async def test_unknown_route_is_problem_404(server: tuple[str, web.Application, 
         r = await s.get(f"{base}/nowhere")
         assert r.status == 404 and r.content_type == "application/problem+json"
     await asyncio.sleep(0)
+
+
+class _Leaky:
+    """A type only this test creates, so its count in the census is ours to predict."""
+
+
+async def test_debug_objects_counts_live_objects_behind_the_token(
+        server: tuple[str, web.Application, dict[str, bool]]) -> None:
+    base, _, _ = server
+    url = f"{base}/api/v1/debug/objects?top=500"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url) as resp:
+            assert resp.status == 401  # like the rest of /api/
+        auth = {"Authorization": "Bearer s3cret"}
+        kept = [_Leaky() for _ in range(5000)]
+        async with http.get(url, headers=auth) as resp:
+            assert resp.status == 200
+            census = await resp.json()
+        counts = {t["type"]: t["count"] for t in census["types"]}
+        assert counts.get(f"{__name__}._Leaky") == 5000
+        assert census["tracked_objects"] >= 5000 and census["python_allocated_blocks"] > 5000
+        del kept
+        async with http.get(url, headers=auth) as resp:
+            census = await resp.json()
+        assert f"{__name__}._Leaky" not in {t["type"] for t in census["types"]}
+        async with http.get(f"{base}/api/v1/debug/objects?top=x", headers=auth) as resp:
+            assert resp.status == 400 and "integer" in (await resp.json())["detail"]
