@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -51,14 +52,20 @@ def _memory(port: int) -> str:
     in_use = metric(port, "secondnum_malloc_in_use_bytes") / 2**20
     free = metric(port, "secondnum_malloc_free_bytes") / 2**20
     trimmed = metric(port, "secondnum_malloc_trimmed_bytes_total") / 2**20
+    calls = metric(port, "secondnum_as_active_calls")
+    media = metric(port, "secondnum_media_calls")
+    streams = metric(port, "secondnum_media_rtp_streams")
     return (f"python blocks {blocks / 1e3:.0f}k, malloc in use {in_use:.1f} MiB, "
-            f"free in heap {free:.1f} MiB, trimmed so far {trimmed:.1f} MiB")
+            f"free in heap {free:.1f} MiB, trimmed so far {trimmed:.1f} MiB; calls in progress: "
+            f"AS {calls:.0f}, media {media:.0f} ({streams:.0f} RTP streams)")
 
 
 def _census(port: int) -> dict[str, int]:
-    status, body = rs.http_json("GET", f"http://127.0.0.1:{port}/api/v1/debug/objects?top=500", timeout=60)
+    status, body = rs.http_json("GET", f"http://127.0.0.1:{port}/api/v1/debug/objects?top=500", timeout=120)
     if status != 200 or not isinstance(body, dict):
         return {}
+    for g in body.get("growth", [])[:10]:  # with --tracemalloc: the source lines that gained most
+        print(f"    +{g['bytes'] / 1024:.0f} KiB {g['blocks']:+d} blocks  {g['where']}")
     return {t["type"]: int(t["count"]) for t in body["types"]}
 
 
@@ -80,7 +87,12 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=75.0,
                         help="seconds to wait after the anchor and each overload before reading memory: "
                              "64*T1 (32 s) plus one [run] memory_trim_interval (60 s) by default")
+    parser.add_argument("--tracemalloc", action="store_true",
+                        help="run the service with PYTHONTRACEMALLOC=1 and print the source lines whose "
+                             "allocations grew between readings (slow: not for the figures)")
     args = parser.parse_args()
+    if args.tracemalloc:
+        os.environ["PYTHONTRACEMALLOC"] = "1"
     lo, hi = (int(x) for x in args.hold.split("-"))
     mean_hold = (lo + hi) / 2000
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="secondnum-overload-"))
