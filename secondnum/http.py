@@ -142,8 +142,10 @@ async def _objects(request: web.Request) -> web.Response:
     try:
         top = int(request.query.get("top", "30"))
     except ValueError:
-        raise ProblemError(400, "Bad Request", "top must be an integer") from None
-    return web.json_response(memory.object_census(min(max(top, 1), 500)))
+        top = 0
+    if not 1 <= top <= 500:
+        raise ProblemError(400, "Bad Request", "top must be an integer from 1 to 500")
+    return web.json_response(memory.object_census(top))
 
 
 def make_app(

@@ -130,5 +130,6 @@ async def test_debug_objects_counts_live_objects_behind_the_token(
         async with http.get(url, headers=auth) as resp:
             census = await resp.json()
         assert f"{__name__}._Leaky" not in {t["type"] for t in census["types"]}
-        async with http.get(f"{base}/api/v1/debug/objects?top=x", headers=auth) as resp:
-            assert resp.status == 400 and "integer" in (await resp.json())["detail"]
+        for bad in ("x", "0", "501"):
+            async with http.get(f"{base}/api/v1/debug/objects?top={bad}", headers=auth) as resp:
+                assert resp.status == 400 and "integer from 1 to 500" in (await resp.json())["detail"]
