@@ -52,8 +52,8 @@ def metric(port: int, name: str, labels: str = "") -> float:
 Stack = tuple[rs.MongoProcess, rs.SecondnumProcess, rs.Ports]
 
 
-def start_stack(workdir: Path, extra: dict[str, dict[str, object]]) -> Stack:
-    mongo = rs.MongoProcess(workdir / "mongo")
+def start_stack(workdir: Path, extra: dict[str, dict[str, object]], *, retry_writes: bool = False) -> Stack:
+    mongo = rs.MongoProcess(workdir / "mongo", retry_writes=retry_writes)
     mongo.start()
     ports = rs.Ports()
     rs.write_config(workdir / "cfg.toml", ports, mongo.uri, trusted=[rel_sipp.TRUSTED],

@@ -40,12 +40,16 @@ def main() -> None:
     parser.add_argument("--sample", type=float, default=5.0, help="seconds between samples")
     parser.add_argument("--ocs", choices=("builtin", "separate"), default="builtin")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--db-retry-writes", action="store_true",
+                        help="the AS's database with pymongo's default retryable writes (before the fix: "
+                             "SecantusDB's cost per write then grows with the writes done; comparison only)")
     args = parser.parse_args()
     lo, hi = (int(x) for x in args.hold.split("-"))
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="secondnum-soak-"))
     print(f"machine: {machine()}")
     print(f"command: python -m benchmarks.soak --minutes {args.minutes:g} --clean-rate {args.clean_rate} "
-          f"--hold {args.hold} --ocs {args.ocs}   (workdir {workdir})")
+          f"--hold {args.hold} --ocs {args.ocs}{' --db-retry-writes' if args.db_retry_writes else ''}   "
+          f"(workdir {workdir})")
     clean = ramp(workdir / "ramp") if args.clean_rate == "auto" else float(args.clean_rate)
     rate = clean / 2
     seconds = args.minutes * 60
@@ -55,7 +59,7 @@ def main() -> None:
     if args.ocs == "separate":
         ocs = rs.separate_ocs(workdir, amount="1000000.00")
         extra["ro"] = {"peers": [{"port": ocs[2]}]}
-    mongo, proc, ports = start_stack(workdir, extra)
+    mongo, proc, ports = start_stack(workdir, extra, retry_writes=args.db_retry_writes)
     ocs_http = ocs[3] if ocs is not None else ports.ocs_http
     ocs_db_uri = ocs[0].uri if ocs is not None else mongo.uri
     far = None

@@ -18,16 +18,36 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from secondnum.log import get_logger
+
+if TYPE_CHECKING:
+    from pymongo.monitoring import CommandListener
 
 log = get_logger(__name__)
 
 _LISTENING_RE = re.compile(r"listening on (?P<host>[0-9.]+):(?P<port>\d+)")
 DB_NAME_DEFAULT = "secondnum"
+
+
+def secantus_uri(port: int, host: str = "127.0.0.1") -> str:
+    """The URI of a SecantusDB server: its single-node replica set, with retryable writes off.
+
+    pymongo makes every insert/update/delete a *retryable write* by default (``lsid`` + ``txnNumber``).
+    SecantusDB 0.7 keeps the reply of each one for 30 minutes and, on every retryable write, scans all it
+    keeps (twice) and, past 10,000 of them, sorts them all under a server-wide lock: its cost per write
+    grows with the writes of the last half hour. ``secondnum up`` makes ~7 writes per call, so at 10 calls/s
+    the database hit that wall after ~1,400 calls and stopped answering the OCS within Ro's Tx
+    (RELIABILITY.md, soak; ``benchmarks/devdb_writes.py`` shows the growth). A retry could only reach the
+    same local process anyway, and every writer here already retries on its own (Ro open-session writer,
+    CDR writer) or answers an error (CCR). A real MongoDB keeps one record per session: its URI
+    (``MONGO_URI``) keeps the driver's default. A SecantusDB started by hand should be given
+    ``retryWrites=false`` the same way.
+    """
+    return f"mongodb://{host}:{port}/?replicaSet=secantus&retryWrites=false"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +85,7 @@ class EmbeddedMongo:
 
     @property
     def uri(self) -> str:
-        return f"mongodb://127.0.0.1:{self.port}/?replicaSet=secantus"
+        return secantus_uri(self.port)
 
     def _find_executable(self) -> str:
         found = shutil.which(self.executable)
@@ -186,24 +206,27 @@ def _die_with_parent_hook() -> Callable[[], None] | None:
 
 
 def connect(uri: str, database: str = DB_NAME_DEFAULT, alias: str = "default",
-            server_selection_timeout_ms: int = 2000) -> None:
+            server_selection_timeout_ms: int = 2000,
+            event_listeners: Sequence[CommandListener] = ()) -> None:
     """Connect mongoengine (``alias``) to ``uri``/``database``.
 
     Idempotent: when ``alias`` is already connected to the same server and database nothing changes, so
     components started in one process (``secondnum up``) share one client instead of closing each other's.
-    A different server or database replaces the connection.
+    A different server or database replaces the connection, and so does a call with ``event_listeners``
+    (pymongo monitoring: they are fixed when the client is made).
     """
     import mongoengine
     from mongoengine import connection as me_connection
 
     current = me_connection._connection_settings.get(alias)
-    if current is not None and current.get("name") == database and _connected.get(alias) == (uri, database):
+    if (current is not None and current.get("name") == database and _connected.get(alias) == (uri, database)
+            and not event_listeners):
         return
     with contextlib.suppress(Exception):
         mongoengine.disconnect(alias=alias)
     mongoengine.connect(
         db=database, host=uri, alias=alias, serverSelectionTimeoutMS=server_selection_timeout_ms,
-        uuidRepresentation="standard", tz_aware=True,
+        uuidRepresentation="standard", tz_aware=True, event_listeners=list(event_listeners),
     )
     _connected[alias] = (uri, database)
 

@@ -150,6 +150,20 @@ def _epoch(t: dt.datetime | None) -> float | None:
     return (t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)).timestamp()
 
 
+def due_query(at: dt.datetime) -> dict[str, Any]:
+    """Open records whose Tcc ran out by ``at``: what each expiry sweep reads.
+
+    A plain conjunction served by the (closed, expires_at) index, so a sweep reads only open records.
+    It used to be ``{closed: False, $or: [this, LEGACY_OPEN + idle]}``, which SecantusDB plans as a
+    collection scan: every sweep then read every record ever rated (1.4 s at 20,000 records).
+    """
+    return {"closed": False, "expires_at": {"$lte": at}}
+
+
+LEGACY_OPEN: dict[str, Any] = {"closed": False, "expires_at": None}
+"""Open records without ``expires_at`` (written before expiry existed); bare equality: the same index."""
+
+
 class MongoLedger:
     """Accounts and rated records in MongoDB (the `models` collections, written with raw pymongo).
 
@@ -270,15 +284,17 @@ class MongoLedger:
     def _due(self, now: float, session_timeout: float, limit: int = 1000) -> list[tuple[str, str]]:
         records = models.RatedRecord._get_collection()
         at = dt.datetime.fromtimestamp(now, dt.UTC)
-        query = {
-            "closed": False,
-            "$or": [
-                {"expires_at": {"$lte": at}},
-                # records written before expiry existed: idle since their last update
-                {"expires_at": None, "updated_at": {"$lte": at - dt.timedelta(seconds=session_timeout)}},
-            ],
-        }
-        return [(d["_id"], d["e164"]) for d in records.find(query, {"e164": 1}).limit(limit)]
+        out = [(d["_id"], d["e164"]) for d in records.find(due_query(at), {"e164": 1}).limit(limit)]
+        # Records written before expiry existed (open, no expires_at): idle since their last update. Few,
+        # and each is closed by its first sweep once idle, so the idle test runs here, not in the query.
+        idle_since = now - session_timeout
+        for d in records.find(LEGACY_OPEN, {"e164": 1, "updated_at": 1}):
+            if len(out) >= limit:
+                break
+            updated = _epoch(d.get("updated_at"))
+            if updated is not None and updated <= idle_since:
+                out.append((d["_id"], d["e164"]))
+        return out
 
     def _expire_one(self, sid: str, now: float, session_timeout: float) -> Expiry | None:
         records = models.RatedRecord._get_collection()

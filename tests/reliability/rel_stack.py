@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from secondnum.mongo import secantus_uri
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 TOKEN = "rel-token"
@@ -56,8 +58,10 @@ def free_rtp_range(size: int = 1000) -> tuple[int, int]:
 class MongoProcess:
     """A SecantusDB subprocess with a data folder that survives kill/restart (same port)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, retry_writes: bool = False) -> None:
         self.data_dir = data_dir
+        self.retry_writes = retry_writes
+        """True: the driver's default retryable writes, as before the fix (the soak's comparison)."""
         self.port = free_port(socket.SOCK_STREAM)
         self.proc: subprocess.Popen[bytes] | None = None
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -65,7 +69,9 @@ class MongoProcess:
 
     @property
     def uri(self) -> str:
-        return f"mongodb://127.0.0.1:{self.port}/?replicaSet=secantus"
+        """The same URI ``secondnum up`` uses for its embedded server (retryable writes off: see there)."""
+        uri = secantus_uri(self.port)
+        return uri.replace("&retryWrites=false", "") if self.retry_writes else uri
 
     def start(self, timeout: float = 30.0) -> None:
         exe = VENV_BIN / "secantusd-py"
