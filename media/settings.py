@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Literal
+
+from secondnum.sip.transport import TcpLimits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,8 +52,23 @@ class MediaSettings:
     """Seconds a call waits for its mailbox/account lookup before going on without the database."""
     spool_retry_interval: float = 2.0
     """Seconds between database checks while MongoDB is down or messages wait in the disk spool."""
+    tcp_max_connections: int = 512
+    """SIP over TCP: inbound connections from sources outside ``trusted_sources``, all together."""
+    tcp_max_per_source: int = 8
+    """SIP over TCP: inbound connections from one such source."""
+    tcp_max_per_trusted_source: int = 256
+    """SIP over TCP: inbound connections from one ``trusted_sources`` address (the AS), counted apart."""
+    tcp_header_timeout: float = 10.0
+    """SIP over TCP: seconds a connection may hold an incomplete message before it is closed; 0 disables."""
+
+    @functools.cached_property
+    def tcp_limits(self) -> TcpLimits:
+        """The SIP-over-TCP connection caps as the transport takes them (as for the AS's ``[as]``)."""
+        return TcpLimits(self.tcp_max_connections, self.tcp_max_per_source, self.tcp_max_per_trusted_source,
+                         self.tcp_header_timeout)
 
     def __post_init__(self) -> None:
+        _ = self.tcp_limits  # validates the caps at load time
         if not 1024 <= self.rtp_port_min <= self.rtp_port_max <= 65534:
             raise ValueError("rtp_port_min..rtp_port_max must be a range within 1024..65534")
         if self.rtp_port_min + (self.rtp_port_min & 1) + 1 > self.rtp_port_max:

@@ -87,7 +87,9 @@ class MediaServer:
         self.prompts = prompts
         self.engine = engine
         self.endpoint = SipEndpoint(self.handle, host=settings.sip_host, port=settings.sip_port,
-                                    user_agent="secondnum-media", screen=self.screen)
+                                    user_agent="secondnum-media", screen=self.screen,
+                                    tcp_limits=settings.tcp_limits,
+                                    tcp_trusted=lambda host: source_trusted(host, settings.trusted_sources))
         limits = OverloadSettings()
         self.untrusted = SourceRateLimiter(limits.source_rate, limits.source_burst)
         self.calls: dict[str, Call] = {}
@@ -346,6 +348,11 @@ class MediaServer:
 
     @staticmethod
     def _caller(req: SipRequest) -> str:
+        # The caller asked for identity privacy (RFC 3323 §4.2, RFC 3325 §9.3; the AS passes Privacy on):
+        # the mailbox owner must not hear the number (TS 24.607 OIR).
+        privacy = (req.headers.get("privacy") or "").lower()
+        if privacy and {"id", "header", "user"} & {v.strip() for v in privacy.replace(",", ";").split(";")}:
+            return "anonymous"
         try:
             ids = req.p_asserted_identity
             source = str(ids[0].uri) if ids else str(req.from_.uri)

@@ -56,6 +56,8 @@ RTP_TICK_LATENESS = Histogram(
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1))
 RTP_SKIPPED_TICKS = Counter("secondnum_media_rtp_skipped_ticks_total", "Clock ticks skipped under overload")
 RTP_TIMEOUTS = Counter("secondnum_media_rtp_timeouts_total", "Calls ended for lack of RTP")
+_DROPPED_SOURCE = RTP_DROPPED.labels("source")
+_DROPPED_OVERFLOW = RTP_DROPPED.labels("overflow")
 RTCP_SENT = Counter("secondnum_media_rtcp_sent_total", "RTCP compound packets sent")
 RTCP_RECEIVED = Counter("secondnum_media_rtcp_received_total",
                         "RTCP compound packets accepted (dropped ones: rtp_dropped_total{reason=\"rtcp_*\"})")
@@ -216,10 +218,15 @@ class RtpStream:
         Deferred to the slots, the same work is spread evenly over the 20 ms. A digit or a recorded frame
         is at most one packet period later, which neither the IVR nor the recording can tell.
         """
+        if not self.session.source_allowed(source):
+            # A stranger flooding the port: dropped here, before the bounded inbox, so it cannot push the
+            # caller's packets out of it (nor cost a decode each).
+            _DROPPED_SOURCE.inc()
+            return
         inbox = self._inbox
         if len(inbox) >= MAX_INBOX:
             inbox.popleft()  # a flood from the caller: keep the newest audio, count the loss
-            RTP_DROPPED.labels("overflow").inc()
+            _DROPPED_OVERFLOW.inc()
         inbox.append((data, source, self.engine.now()))
 
     def drain(self) -> None:

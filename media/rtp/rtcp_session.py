@@ -140,15 +140,22 @@ class RtcpSession:
 
     # --- receiving ---------------------------------------------------------------------------------------
     def receive(self, data: bytes, source: Address, now: float) -> PacketDropped | None:
-        """Take one datagram from the RTCP port; a :class:`PacketDropped` (reason ``rtcp_*``) if not kept."""
+        """Take one datagram from the RTCP port; a :class:`PacketDropped` (reason ``rtcp_*``) if not kept.
+
+        Latching as for RTP (:meth:`RtpSession.source_allowed`): the source is checked before decoding, so a
+        stranger's flood costs no parse, and a latch to a host other than the signalled one moves to the
+        signalled host when a valid report comes from there."""
+        latched = self.latched
+        if latched is not None and source != latched:
+            host = (self.remote_rtcp or self.rtp.remote)[0]
+            if source[0] != host or latched[0] == host:
+                self.packets_dropped += 1
+                return PacketDropped("rtcp_source")
         try:
             packets = rtcp.decode(data)
         except rtcp.RtcpError as exc:
             self.packets_dropped += 1
             return PacketDropped("rtcp_" + exc.reason)
-        if self.latched is not None and source != self.latched:
-            self.packets_dropped += 1
-            return PacketDropped("rtcp_source")
         self.latched = source
         self.packets_received += 1
         for packet in packets:

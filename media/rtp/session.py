@@ -6,7 +6,9 @@ Receive rules (the reasons are the ``reason`` label of ``secondnum_media_rtp_dro
 * symmetric RTP (RFC 4961): until the first valid packet arrives we send to the SDP address; that packet's
   source is then *latched* and packets from any other source are dropped (``source``). Latching (rather than
   insisting on the SDP address) lets calls work when the offer's ``c=`` is not where packets come from
-  (NAT, an AS passing on an offer);
+  (NAT, an AS passing on an offer). A stream latched to a host other than the SDP's moves to the SDP host
+  as soon as valid RTP comes from there: a stranger who sends first ("RTP bleed") cannot keep the call's
+  media, while a peer behind NAT (nothing ever arrives from its ``c=`` host) keeps its latch;
 * payload type neither the negotiated codec nor telephone-event (RFC 3264 §6.1) → ``payload_type``;
 * a change of SSRC after latching is accepted (the peer may restart, RFC 3550 §8.2) and resets statistics.
 """
@@ -84,18 +86,26 @@ class RtpSession:
     def destination(self) -> Address:
         return self.latched or self.remote
 
+    def source_allowed(self, source: Address) -> bool:
+        """Whether a datagram from ``source`` may be kept (before decoding it: a cheap test for floods)."""
+        latched = self.latched
+        if latched is None or source == latched:
+            return True
+        host = self.remote[0]
+        return source[0] == host and latched[0] != host
+
     def receive(self, data: bytes, source: Address, now: float) -> RtpEvent | None:
         """Classify one datagram; None for a telephone-event continuation/end of an already reported digit."""
         try:
             pkt = rtp.decode(data)
         except rtp.RtpError as exc:
             return PacketDropped(exc.reason)
-        if self.latched is not None and source != self.latched:
+        if not self.source_allowed(source):
             return PacketDropped("source")
         is_te = self.telephone_event_pt is not None and pkt.payload_type == self.telephone_event_pt
         if pkt.payload_type != self.payload_type and not is_te:
             return PacketDropped("payload_type")
-        if self.latched is None:
+        if self.latched != source:
             self.latched = source
         if pkt.ssrc != self.remote_ssrc:
             self.remote_ssrc = pkt.ssrc

@@ -47,7 +47,7 @@ from .transaction import (
     TransactionTimeout,
     TxState,
 )
-from .transport import SipTransport
+from .transport import SipTransport, TcpLimits
 from .uri import NameAddr, SipURI, parse_name_addr
 
 log = get_logger(__name__)
@@ -285,7 +285,8 @@ class SipEndpoint:
                  tcp_idle_timeout: float = 120.0, advertised_host: str | None = None,
                  user_agent: str | None = "secondnum",
                  on_ack_timeout: Callable[[IncomingRequest], None] | None = None,
-                 screen: Screen | None = None) -> None:
+                 screen: Screen | None = None, tcp_limits: TcpLimits | None = None,
+                 tcp_trusted: Callable[[str], bool] | None = None) -> None:
         self.handler = handler
         self.screen = screen
         self.host = host
@@ -298,7 +299,8 @@ class SipEndpoint:
         self.dialogs = DialogTable()
         self.b2bua = B2BUATable()
         self.transport = SipTransport(self._on_message, self._on_send_error, max_message_size,
-                                      tcp_idle_timeout, self._on_oversize)
+                                      tcp_idle_timeout, self._on_oversize, tcp_limits=tcp_limits,
+                                      trusted=tcp_trusted)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None

@@ -189,7 +189,8 @@ class SipMessage:
                 raise BadHeaderError("Via", "missing")
             first = raw[0]
             if "," in first:
-                first = split_list(first)[0]
+                items = split_list(first)
+                first = items[0] if items else ""  # "Via: ," holds no value: a bad Via, not an IndexError
             try:
                 top = cache[" top-via"] = Via.parse(first)
             except SipParseError as exc:

@@ -23,3 +23,7 @@ SEND_ERRORS = Counter("secondnum_sip_send_errors", "Messages that could not be s
 HANDLER_ERRORS = Counter("secondnum_sip_handler_errors", "Application handlers that raised")
 SCREENED = Counter("secondnum_sip_screened", "New requests refused or dropped before a transaction existed",
                    ["method", "verdict"])
+TCP_REFUSED = Counter("secondnum_sip_tcp_refused",
+                      "Inbound TCP connections closed at accept by a connection cap", ["reason"])
+TCP_READ_TIMEOUTS = Counter("secondnum_sip_tcp_read_timeouts",
+                            "TCP connections closed because a message stayed incomplete too long")

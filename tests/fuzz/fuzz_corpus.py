@@ -224,3 +224,20 @@ def diameter_seeds() -> list[bytes]:
 DIAMETER_TOKENS = [b"\x00\x00\x00\x00", b"\xff\xff\xff\xff", b"\x01", b"\x80", b"\x40", b"\xc0",
                    b"\x00\x00\x28\xaf", b"\x00\x00\x01\x0c", b"\x00\x00\x00\x08", b"\x00\x00\x00\x0c",
                    b"\x00\x00\x01\xbb"]
+
+
+def rtcp_seeds() -> list[bytes]:
+    """Compound RTCP packets (RFC 3550 §6.1) as our encoder writes them: SR+SDES, RR+SDES+BYE, RR+APP."""
+    from media.rtp import rtcp
+
+    block = rtcp.ReportBlock(0x11223344, 12, -3, 0x0001_0042, 80, lsr=0x1234_5678, dlsr=0x0001_0000)
+    sdes = rtcp.encode(rtcp.SourceDescription(((0xCAFE, ((rtcp.CNAME, b"a2V5c2VjcmV0MTI="),)),)))
+    sr = rtcp.encode(rtcp.SenderReport(0xCAFE, 0xE7A1_2345_6789_ABCD, 16000, 50, 8000, (block,)))
+    rr = rtcp.encode(rtcp.ReceiverReport(0xCAFE, (block, block)))
+    bye = rtcp.encode(rtcp.Bye((0xCAFE,), b"hangup"))
+    app = bytes([0x80, 204, 0, 2]) + struct.pack("!I", 0xCAFE) + b"name"
+    return [sr + sdes, rr + sdes + bye, rr + app, rtcp.encode(rtcp.ReceiverReport(0xCAFE, ()))]
+
+
+RTCP_TOKENS = [b"\x80", b"\x81", b"\xa1", b"\xc8", b"\xc9", b"\xca", b"\xcb", b"\xcc", b"\x00\x00",
+               b"\xff\xff", b"\x01", b"\x00\x00\xca\xfe"]

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import random
 import re
+import zlib
 from collections.abc import Callable, Sequence
 
 import fuzz_corpus as corpus
 
 from media.rtp import packet as rtp
+from media.rtp import rtcp
 from media.rtp.dtmf import DtmfReceiver, decode_event
+from media.rtp.rtcp_session import RtcpSession
 from media.rtp.session import RtpSession
 from secondnum import sdp
 from secondnum.diameter import codec
@@ -356,6 +359,28 @@ def rtp_datagram(data: bytes) -> str:
     return type(ev).__name__
 
 
+# --- RTCP -----------------------------------------------------------------------------------------------
+
+def rtcp_datagram(data: bytes) -> str:
+    """rtcp.decode (only RtcpError), re-encoding of what decoded, and the session's receive/report path."""
+    session = RtcpSession(RtpSession(0, 101, ("127.0.0.1", 40000)), now=1.0, ntp_offset=0.0,
+                          rng=random.Random(1))
+    dropped = session.receive(data, ("127.0.0.1", 40001), 1.5)
+    session.report(2.0)
+    try:
+        packets = rtcp.decode(data)
+    except rtcp.RtcpError as exc:
+        if dropped is None:
+            raise AssertionError("the session kept a datagram rtcp.decode rejects") from exc
+        return f"RtcpError:{exc.reason}"
+    known = [p for p in packets if not isinstance(p, rtcp.UnknownRtcp)]
+    if known and isinstance(known[0], rtcp.SenderReport | rtcp.ReceiverReport):
+        again = rtcp.decode(b"".join(rtcp.encode(p) for p in known))
+        if again != known:
+            raise AssertionError(f"RTCP re-encoding changed the packets: {known!r} -> {again!r}")
+    return "ok"
+
+
 # --- Diameter -------------------------------------------------------------------------------------------
 
 def diameter_message(data: bytes) -> str:
@@ -445,6 +470,18 @@ def _rtp_target(rng: random.Random) -> str:
     return rtp_datagram(mutate(rng, corpus.RTP_SEEDS + corpus.DTMF_SEEDS, corpus.RTP_TOKENS))
 
 
+def _rtcp_target(rng: random.Random) -> str:
+    if rng.random() < 0.1:
+        return rtcp_datagram(rng.randbytes(rng.randint(0, 200)))
+    return rtcp_datagram(mutate(rng, rtcp_seeds(), corpus.RTCP_TOKENS))
+
+
+def rtcp_seeds() -> list[bytes]:
+    if "r" not in _SEEDS_CACHE:
+        _SEEDS_CACHE["r"] = corpus.rtcp_seeds()
+    return _SEEDS_CACHE["r"]
+
+
 def _diameter_target(rng: random.Random) -> str:
     seeds = diameter_seeds()
     if rng.random() < 0.1:
@@ -469,6 +506,7 @@ TARGETS: dict[str, Target] = {
     "sip_transactions": _sip_tx_target,
     "sdp": _sdp_target,
     "rtp_dtmf": _rtp_target,
+    "rtcp": _rtcp_target,
     "diameter_codec": _diameter_target,
     "diameter_peer": _diameter_peer_target,
 }
@@ -476,3 +514,94 @@ TARGETS: dict[str, Target] = {
 # Opt-in (``run.py --target sip_transactions_raw``): the transaction layer without the endpoint's checks.
 # Out of the layer's documented contract (callers validate first), kept to show what it relies on.
 OPT_IN: dict[str, Target] = {"sip_transactions_raw": _sip_tx_raw_target}
+
+
+# --- byte-level entry points for coverage-guided fuzzing (``atheris_run.py``) -----------------------------
+#
+# libFuzzer mutates one byte string. Each entry of TARGETS gets a twin here that reads its structured input
+# (chunk cuts, a message sequence, the Diameter length switch) from that byte string, and a seed corpus in
+# the same layout built from fuzz_corpus, so that both fuzzers drive the same functions.
+
+SEQ_SEP = b"\x00--\x00"
+"""Separates the messages of one sip_transactions input (a NUL never appears in a seed)."""
+
+
+def _as_sip_stream(data: bytes) -> str:
+    n = data[0] % 8 if data else 0
+    cuts = [1 + b for b in data[1:1 + n]]
+    return sip_stream(data[1 + n:], cuts)
+
+
+def _as_sip_transactions(data: bytes) -> str:
+    datagrams = data.split(SEQ_SEP)[:12]
+    return sip_transactions(datagrams, [zlib.crc32(d) for d in datagrams])
+
+
+def _as_diameter(data: bytes) -> str:
+    """First byte odd: the 3-byte message length is made consistent, so mutations reach the AVP decoder."""
+    body = bytearray(data[1:])
+    if data and data[0] & 1 and len(body) >= 4:
+        body[1:4] = len(body).to_bytes(3, "big")
+    return diameter_message(bytes(body))
+
+
+def _as_diameter_peer(data: bytes) -> str:
+    body = bytearray(data[2:])
+    if len(data) >= 2 and data[0] & 1 and len(body) >= 4:
+        body[1:4] = len(body).to_bytes(3, "big")
+    return diameter_peer(bytes(body), data[1] if len(data) > 1 else 0)
+
+
+def byte_seeds(name: str) -> list[bytes]:
+    """Seed corpus of ``BYTE_TARGETS[name]`` in its byte layout."""
+    if name == "sip_parser":
+        return list(corpus.SIP_SEEDS)
+    if name == "sip_stream":
+        return [b"\x03\x10\x40\x7f" + s for s in corpus.SIP_SEEDS] + [
+            b"\x00" + b"".join(corpus.SIP_SEEDS[:3])]
+    if name == "sip_transactions":
+        s = corpus
+        return [SEQ_SEP.join(seq) for seq in (
+            [s.INVITE, s.ACK_NON2XX], [s.INVITE, s.CANCEL, s.ACK_NON2XX],
+            [s.INVITE, s.INVITE, s.ACK_2XX, s.BYE],
+            [s.RESP_180, s.RESP_200], [s.OPTIONS, s.RESP_OPT_200], [s.REFER, s.NOTIFY, s.REGISTER],
+            [s.RESP_486, s.INVITE, s.BYE])]
+    if name == "sdp":
+        return list(corpus.SDP_SEEDS)
+    if name == "rtp_dtmf":
+        return corpus.RTP_SEEDS + corpus.DTMF_SEEDS
+    if name == "rtcp":
+        return rtcp_seeds()
+    if name == "diameter_codec":
+        return [b"\x01" + d for d in diameter_seeds()] + [b"\x00" + diameter_seeds()[0][:30]]
+    if name == "diameter_peer":
+        return [b"\x01\x40" + d for d in diameter_seeds()]
+    raise KeyError(name)
+
+
+def byte_tokens(name: str) -> list[bytes]:
+    """libFuzzer dictionary entries for ``BYTE_TARGETS[name]`` (the grammar tokens of the mutation engine)."""
+    if name.startswith("sip"):
+        return [*corpus.SIP_TOKENS, SEQ_SEP]
+    if name == "sdp":
+        return corpus.SDP_TOKENS
+    if name == "rtp_dtmf":
+        return corpus.RTP_TOKENS
+    if name == "rtcp":
+        return corpus.RTCP_TOKENS
+    return corpus.DIAMETER_TOKENS
+
+
+BYTE_TARGETS: dict[str, Callable[[bytes], str]] = {
+    "sip_parser": sip_message,
+    "sip_stream": _as_sip_stream,
+    "sip_transactions": _as_sip_transactions,
+    "sdp": sdp_body,
+    "rtp_dtmf": rtp_datagram,
+    "rtcp": rtcp_datagram,
+    "diameter_codec": _as_diameter,
+    "diameter_peer": _as_diameter_peer,
+}
+"""Byte-input twins of :data:`TARGETS` (same names, same functions underneath)."""
+
+assert BYTE_TARGETS.keys() == TARGETS.keys()

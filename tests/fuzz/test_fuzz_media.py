@@ -1,7 +1,8 @@
-"""SDP parser and offer/answer, RTP packet parser and RFC 4733 DTMF decoder under garbage and mutations.
+"""SDP, RTP and RTCP parsers, offer/answer and the RFC 4733 DTMF decoder under garbage and mutations.
 
 Only ``SdpError`` (``NegotiationError``) from SDP; only ``RtpError`` from ``rtp.decode``; the session's
-receive path never raises (bad packets become ``PacketDropped``); the DTMF decoder raises only ValueError.
+receive path never raises (bad packets become ``PacketDropped``); the DTMF decoder raises only ValueError;
+only ``RtcpError`` from ``rtcp.decode``, and ``RtcpSession`` never raises.
 """
 
 from __future__ import annotations
@@ -45,3 +46,22 @@ def test_rtp_garbage(data: bytes) -> None:
 def test_rtp_and_dtmf_mutated(data: bytes) -> None:
     RUNS["rtp_dtmf.mutated"] += 1
     ft.rtp_datagram(data)
+
+
+@pytest.mark.parametrize("seed", ft.rtcp_seeds())
+def test_rtcp_seeds_are_valid(seed: bytes) -> None:
+    assert ft.rtcp_datagram(seed) == "ok"
+
+
+@fuzz_settings(300)
+@given(st.binary(max_size=300))
+def test_rtcp_garbage(data: bytes) -> None:
+    RUNS["rtcp.garbage"] += 1
+    ft.rtcp_datagram(data)
+
+
+@fuzz_settings(1000)
+@given(mutated(ft.rtcp_seeds(), corpus.RTCP_TOKENS))
+def test_rtcp_mutated(data: bytes) -> None:
+    RUNS["rtcp.mutated"] += 1
+    ft.rtcp_datagram(data)
