@@ -26,6 +26,7 @@ from prometheus_client import Histogram
 from appserver import cdr
 from appserver.cdr import CallRecord, Disposition
 from appserver.isc import IscRequest
+from appserver.session_timer import CallTimers, allows_update
 from appserver.side import Role, Side
 from charging.client import RoSession
 from secondnum.log import get_logger
@@ -36,8 +37,10 @@ from secondnum.sip import (
     IncomingRequest,
     SipError,
     SipMessage,
+    SipRequest,
     SipResponse,
 )
+from secondnum.sip.session_timer import NONE, Negotiated, negotiate
 
 if TYPE_CHECKING:
     from appserver.early import EarlyDialogs
@@ -65,21 +68,6 @@ def relayed_headers(msg: SipMessage) -> list[tuple[str, str]]:
     return [(name, value) for name in RELAYED_HEADERS for value in msg.headers.get_raw(name)]
 
 
-def answer_extensions(invite: SipMessage, far: SipResponse) -> list[tuple[str, str]]:
-    """Session timer (RFC 4028) of the caller's 2xx: the far side's; else, when the caller *requires*
-    timer, its Session-Expires with ``refresher=uac`` (the caller refreshes, the AS relays the refreshes
-    end to end). A caller that only supports timer gets no session timer from us (§9 allows that)."""
-    h = far.headers
-    if "session-expires" in h:
-        out = [("Session-Expires", v) for v in h.get_raw("session-expires")]
-        return out + ([("Require", "timer")] if "timer" in far.require else [])
-    ih = invite.headers
-    if "session-expires" not in ih or "require" not in ih or "timer" not in invite.require:
-        return []
-    delta = (ih.get("session-expires") or "").split(";", 1)[0].strip()
-    return [("Session-Expires", f"{delta};refresher=uac"), ("Require", "timer")] if delta.isdigit() else []
-
-
 class Call:
     """State shared by the setup flows and the bridged phase of one call."""
 
@@ -103,6 +91,7 @@ class Call:
         self._leg_sent = False
         self._setup_done = False
         self.early: EarlyDialogs | None = None  # only calls using 100rel/early UPDATE (appserver.early)
+        self.timers: CallTimers | None = None  # RFC 4028 session timers (appserver.session_timer)
 
     # --- helpers for flows ---------------------------------------------------------------------------
     @property
@@ -161,22 +150,30 @@ class Call:
             transport=self.inc.transport), DialogState.CONFIRMED)
         return Side(self.server.ep, dialog, self.inc.transport, Role.CALLER, record=leg)
 
-    async def answer_caller(self, far: SipResponse, leg_call_id: str = "") -> bool:
+    async def answer_caller(self, far: SipResponse, leg_call_id: str = "",
+                            far_request: SipRequest | None = None) -> bool:
         """200 OK to the caller with the far side's body; waits for the ACK (RFC 3261 §13.3.1.4).
 
         With early dialogs (RFC 3262 §3) the 2xx waits for the PRACK of a reliable 1xx carrying SDP and
-        goes in the early dialog of the answering far side."""
+        goes in the early dialog of the answering far side. Session timers (RFC 4028) are negotiated from
+        the caller's INVITE, our ``far_request`` and the far 2xx, and start once the caller ACKed."""
         tag = None
         early = self.early
         if early is not None:
             tag = early.answer_tag(leg_call_id, far.to.tag or "")
-            if not await early.settled(64 * self.server.ep.layer.timers.t1):
+            if not await early.settled(tag, 64 * self.server.ep.layer.timers.t1):
                 log.warning("caller_prack_missing", call_id=self.invite.call_id)
+                if self.ended.is_set():  # PRACK timeout: the caller got a 5xx (appserver.early)
+                    return False
         a = self.caller_side(tag)
         body = a.sdp(far.body, far.content_type)
         self.a = a
         self.attach(a)
-        self.inc.respond(200, headers=[("Allow", self.server.allow), *answer_extensions(self.invite, far)],
+        settings = self.server.settings
+        timers = negotiate(self.invite, far_request, far, settings.timer_config) \
+            if settings.session_expires or "session-expires" in self.invite.headers \
+            or "session-expires" in far.headers else NONE
+        self.inc.respond(200, headers=[("Allow", self.server.allow), *timers.caller_headers],
                          body=body, content_type=far.content_type if body else None, to_tag=tag)
         if early is not None:
             early.final_sent()
@@ -190,7 +187,20 @@ class Call:
             log.warning("caller_ack_timeout", call_id=self.invite.call_id)
             self.release("ack-timeout", None)
             return False
+        if timers.caller is not None or timers.far is not None:
+            self.start_timers(timers, far_request, far)
         return True
+
+    def start_timers(self, neg: Negotiated, far_request: SipRequest | None, far: SipResponse) -> None:
+        """Arm the legs' session timers (RFC 4028 §10) from the negotiation of :meth:`answer_caller`."""
+        timers = self.timers = CallTimers(self)
+        if neg.caller is not None and self.a is not None:
+            timers.add(self.a, neg.caller, peer_allows_update=allows_update(self.invite))
+        if neg.far is not None and self.b is not None:
+            body = far_request.body if far_request is not None else b""
+            timers.add(self.b, neg.far, peer_allows_update=allows_update(far), sdp=body,
+                       content_type=far_request.content_type if far_request is not None and body else None)
+        timers.start()
 
     def charged(self, session: RoSession, side: Side | None) -> None:
         self.ro_sessions.append((session, side))
@@ -266,10 +276,14 @@ class Call:
                                            relayed_headers(req))
             if req.method == "INVITE" and resp.is_success and req.body:
                 peer.ack(out)
+            headers = relayed_headers(resp)
+            if self.timers is not None:  # RFC 4028 §10: a refresh of both legs
+                self.timers.relayed(side, resp)
+                headers += self.timers.missing_fields(side, resp)
             back = side.sdp(resp.body, resp.content_type)
-            inc.respond(resp.status, resp.reason_phrase, headers=relayed_headers(resp), body=back,
+            inc.respond(resp.status, resp.reason_phrase, headers=headers, body=back,
                         content_type=resp.content_type if back else None)
-            self._check_peer_gone(resp.status, peer)
+            self.check_peer_gone(resp.status, peer)
             if req.method == "INVITE" and resp.is_success:
                 try:
                     ack = await asyncio.wait_for(inc.wait_ack(), 40)
@@ -289,9 +303,9 @@ class Call:
             return
         inc.respond(resp.status, resp.reason_phrase, headers=relayed_headers(resp), body=resp.body,
                     content_type=resp.content_type)
-        self._check_peer_gone(resp.status, peer)
+        self.check_peer_gone(resp.status, peer)
 
-    def _check_peer_gone(self, status: int, peer: Side) -> None:
+    def check_peer_gone(self, status: int, peer: Side) -> None:
         """408/481 to a mid-dialog request: that dialog is gone (RFC 3261 §12.2.1.2), so is the call."""
         if status in (408, 481):
             peer.dialog.terminate()
@@ -303,6 +317,9 @@ class Call:
         if self._tore_down:
             return
         self._tore_down = True
+        if self.timers is not None:
+            self.timers.cancel()
+            self.timers = None
         if self.outgoing_task is not None and not self.outgoing_task.done():
             self.outgoing_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -314,9 +331,11 @@ class Call:
         for side in (self.a, self.b):
             if side is not None:
                 self.detach(side)
-        await asyncio.gather(*byes, return_exceptions=True)
+        # The call ends now: a BYE to a party that is gone (session timer expiry) takes Timer F (32 s) to
+        # fail, which must not be charged nor counted in the CDR.
         end = cdr.utcnow()
         now = self.loop_time
+        await asyncio.gather(*byes, return_exceptions=True)
         for session, side in self.ro_sessions:
             used = 0
             if side is not None and id(side) in self.answered_at:

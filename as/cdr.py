@@ -81,6 +81,8 @@ class CallRecord:
     end_reason: str = ""
     transport: str = "udp"
     legs: list[LegRecord] = dataclasses.field(default_factory=list)
+    privacy: tuple[str, ...] = ()
+    """The caller's Privacy priv-values (RFC 3323 §4.2, RFC 3325 §9.3, RFC 7044 §10); empty = none asked."""
 
     def leg(self, role: str, call_id: str, request_uri: str, from_uri: str = "",
             asserted: str = "") -> LegRecord:
@@ -128,6 +130,7 @@ class Cdr(me.Document):  # type: ignore[misc]
     charged_seconds = me.IntField(default=0)
     ro_session_ids = me.ListField(me.StringField())
     legs = me.EmbeddedDocumentListField(CdrLeg)
+    privacy = me.ListField(me.StringField())
 
     meta: dict[str, Any] = {
         "collection": CDRS,
@@ -146,7 +149,7 @@ class Cdr(me.Document):  # type: ignore[misc]
             "end_at": ts(self.end_at), "disposition": self.disposition, "status": self.status,
             "diversion_reason": self.diversion_reason, "end_reason": self.end_reason,
             "transport": self.transport, "charged_seconds": self.charged_seconds,
-            "ro_session_ids": list(self.ro_session_ids),
+            "ro_session_ids": list(self.ro_session_ids), "privacy": list(self.privacy),
             "legs": [{
                 "role": leg.role, "call_id": leg.call_id, "request_uri": leg.request_uri,
                 "from": leg.from_uri, "asserted": leg.asserted, "setup_at": ts(leg.setup_at),
@@ -158,7 +161,7 @@ class Cdr(me.Document):  # type: ignore[misc]
 
 def to_raw(rec: CallRecord) -> dict[str, Any]:
     """The stored form of a record (the fields of :class:`Cdr`), without mongoengine's per-field cost."""
-    return {
+    raw: dict[str, Any] = {
         "icid": rec.icid, "did": rec.did, "caller": rec.caller, "called": rec.called, "flow": rec.flow.value,
         "setup_at": rec.setup_at, "answer_at": rec.answer_at, "end_at": rec.end_at or utcnow(),
         "disposition": rec.disposition.value, "status": rec.status, "diversion_reason": rec.diversion_reason,
@@ -171,6 +174,9 @@ def to_raw(rec: CallRecord) -> dict[str, Any]:
             "ro_session_id": leg.ro_session_id, "charged_seconds": leg.charged_seconds,
         } for leg in rec.legs],
     }
+    if rec.privacy:  # only calls that asked for privacy store the field
+        raw["privacy"] = list(rec.privacy)
+    return raw
 
 
 def _insert_many(raws: list[dict[str, Any]]) -> None:

@@ -5,17 +5,25 @@ RFC 3262 (100rel/PRACK) and RFC 3311 (UPDATE), as VoLTE uses them with precondit
 caller's side), the caller's PRACK is relayed as the PRACK of the far side's 18x (bodies both ways), and
 UPDATEs in the early dialogs pass in both directions.
 
-* The caller sees one early dialog per To tag the AS uses. The far early dialog whose session description
-  reached the caller is *the relayed one*: it gets the caller's tag of the INVITE (the one of our 181) and
-  is the only far dialog that receives the caller's PRACKs and UPDATEs. Reliable 18x of other far dialogs
-  (simultaneous ringing, forking) are PRACKed by the AS and not relayed.
-* A far side answering without an early relay gets a fresh caller tag when the INVITE's tag already
-  carries another far side's early offer/answer, so the caller never sees two answers in one dialog.
+* Each far early dialog whose 18x carries a session description is *linked* to an early dialog of its own
+  towards the caller (a To tag of the AS): the first one gets the INVITE's tag (the one of our 181), each
+  later one (simultaneous ringing, forking downstream) a fresh tag. The caller thus sees the far early
+  dialogs as a forking proxy would show them (RFC 3261 §13.2.2.4, §19.3) and picks the early media to
+  render itself (RFC 3960 §3); one caller early dialog never carries two far sides' offer/answer. PRACKs
+  and UPDATEs of a caller early dialog go to its linked far dialog and back.
+* Reliable 18x (RFC 3262) are relayed reliably, with our own RSeq space per caller early dialog (the caller
+  checks RSeq per To tag, §4); the caller's PRACK is relayed as the PRACK of the far 18x. Other reliable
+  1xx (no SDP, or a far dialog already linked) are PRACKed by the AS itself.
+* Unreliable 18x with SDP (early media, RFC 3261 §13.3.1.1, RFC 3960 §2 gateway model, e.g. a callee or
+  a PSTN gateway without 100rel) are relayed unreliably in the linked caller dialog; reliably when the
+  caller *requires* 100rel (RFC 3262 §3: then every 1xx we send is reliable; its PRACK is answered by the
+  AS). An offerless INVITE gets no such relay: an unreliable 18x cannot carry the offer (§13.2.1).
+* A far side answering without an early relay gets the INVITE's tag when it is free, else a fresh one.
 * Early dialogs are registered in the endpoint's dialog table (PRACK/UPDATE are in-dialog requests) and
   reused when the call is answered (CSeq and SDP origin continuity); the others are dropped at the end.
 * The AS's own 181/180 are reliable only when the caller requires 100rel.
 
-Only calls that use 100rel create this object.
+Only calls that use 100rel or get early media create this object.
 """
 
 from __future__ import annotations
@@ -48,10 +56,12 @@ log = get_logger(__name__)
 
 # Headers of a far 18x that are per hop (ours are set by the responder) or not relayed as they stand.
 _HOP_BY_HOP = frozenset({"require", "supported", "rseq"})
+PRACK_TIMEOUT_REASON = 'SIP;cause=500;text="No PRACK"'
 
 
 class FarEarly:
-    """One early dialog of a far side (UAC side of the AS), created by a reliable 18x."""
+    """One early dialog of a far side (UAC side of the AS), created by a reliable 18x or early media;
+    ``caller_tag`` is the caller early dialog it is linked to (``None``: not relayed)."""
 
     __slots__ = ("caller_tag", "leg_call_id", "side")
 
@@ -69,12 +79,12 @@ class EarlyDialogs:
         invite = call.invite
         self.caller_100rel = has_option(invite, OPTION_100REL)
         self.caller_requires_100rel = "require" in invite.headers and OPTION_100REL in invite.require
-        self.responder: ReliableResponder | None = None
+        self.responders: dict[str, ReliableResponder] = {}  # per caller early dialog (To tag)
         self.caller_sides: dict[str, Side] = {}
         self.far: dict[tuple[str, str], FarEarly] = {}
         self.receivers: dict[str, ReliableReceiver] = {}
-        self.pending: dict[int, tuple[FarEarly, RAck]] = {}
-        self.relayed: FarEarly | None = None
+        self.pending: dict[tuple[str, int], tuple[FarEarly, RAck]] = {}  # (caller tag, our RSeq)
+        self.linked: dict[str, FarEarly] = {}  # caller early dialog tag -> the far early dialog behind it
         # Flow C: the far early dialog whose offer the customer answered (third-party call control).
         self.bridged: FarEarly | None = None
         self.lock = asyncio.Lock()
@@ -96,17 +106,23 @@ class EarlyDialogs:
             log.warning("caller_early_dialog_unusable", call_id=inc.request.call_id, error=str(exc))
             inc.respond(status, reason)
             return
-        self._responder().send(inc.create_response(status, reason))
+        self._responder(inc.to_tag).send(inc.create_response(status, reason))
 
-    def _responder(self) -> ReliableResponder:
-        if self.responder is None:
+    def _responder(self, tag: str) -> ReliableResponder:
+        responder = self.responders.get(tag)
+        if responder is None:
             t1 = self.call.server.ep.layer.timers.t1
-            self.responder = ReliableResponder(self.call.inc, t1, self._prack_timeout)
-        return self.responder
+            responder = self.responders[tag] = ReliableResponder(self.call.inc, t1, self._prack_timeout)
+        return responder
 
     def _prack_timeout(self, resp: SipResponse) -> None:
-        # RFC 3262 §3: no PRACK within 64*T1 -> the INVITE SHOULD be rejected with a 5xx.
-        self.call.release("prack-timeout", 'SIP;cause=504;text="No PRACK"')
+        """RFC 3262 §3: no PRACK within 64*T1: the INVITE is rejected with a 5xx; releasing the call
+        CANCELs the far legs still ringing (BYE for one already answered) and closes their Ro sessions."""
+        call = self.call
+        if not call.inc.final_sent:
+            call.inc.respond(500, "No PRACK", headers=[("Reason", PRACK_TIMEOUT_REASON)])
+            call.record.status = 500
+        call.release("prack-timeout", PRACK_TIMEOUT_REASON)
 
     def _caller_side(self, tag: str) -> Side:
         side = self.caller_sides.get(tag)
@@ -143,22 +159,44 @@ class EarlyDialogs:
 
     def far_provisional(self, request: SipRequest, transport: str, role: Role,
                         resp: SipResponse) -> tuple[Verdict, bool]:
-        """A forwarded leg's 1xx (flow A): (verdict, relayed to the caller with its body).
+        """A forwarded leg's reliable 1xx (flow A): (verdict, relayed to the caller with its body).
 
-        The first reliable 18x with SDP goes reliably to the caller and is PRACKed when the caller PRACKs
-        it; other reliable 1xx are PRACKed at once without a body."""
+        The first reliable 18x with SDP of each far early dialog goes to the caller in the caller early
+        dialog linked to it (reliably, PRACKed when the caller PRACKs it); other reliable 1xx are PRACKed
+        at once without a body."""
         verdict, rack, far = self.far_reliable(request, transport, role, resp)
         if far is None or rack is None:
             return verdict, False
-        if resp.body and self.relayed is None and self.caller_100rel and not self.call.inc.final_sent:
+        if resp.body and far.caller_tag is None and not self.call.inc.final_sent:
             try:
-                self._relay_reliable(far, rack, resp)
-                return verdict, True
+                if self.caller_100rel:
+                    self._relay(far, resp, rack)
+                    return verdict, True
+                if self.call.invite.body:  # (an offer in the 18x would need the caller's PRACK)
+                    self._relay(far, resp, None)  # a caller without 100rel: unreliable, the AS PRACKs
+                    self._spawn(self.prack(far, rack, b"", None))
+                    return verdict, True
             except SipError as exc:  # the caller's early dialog cannot exist (e.g. no Contact)
                 log.warning("early_relay_failed", call_id=self.call.invite.call_id, error=str(exc))
-        # Not relayed (no body, another far dialog already relayed, or a caller without 100rel).
+        # Not relayed (no body, this far dialog already relayed its session description).
         self._spawn(self.prack(far, rack, b"", None))
         return verdict, False
+
+    def far_unreliable(self, request: SipRequest, transport: str, role: Role, resp: SipResponse) -> bool:
+        """A forwarded leg's unreliable 18x with SDP (early media): relayed in its linked caller early
+        dialog (module docstring); True when relayed."""
+        call = self.call
+        if call.inc.final_sent or not call.invite.body or not resp.to.tag:
+            return False  # offerless INVITE: no offer in an unreliable 18x (RFC 3261 §13.2.1)
+        far = self._far_early(request, transport, role, resp)
+        if far is None:
+            return False
+        try:
+            self._relay(far, resp, None)
+        except SipError as exc:
+            log.warning("early_relay_failed", call_id=call.invite.call_id, error=str(exc))
+            return False
+        return True
 
     def _far_early(self, request: SipRequest, transport: str, role: Role,
                    resp: SipResponse) -> FarEarly | None:
@@ -175,26 +213,48 @@ class EarlyDialogs:
             self.call.attach(far.side)
         return far
 
-    def _relay_reliable(self, far: FarEarly, rack: RAck, resp: SipResponse) -> None:
-        """The far side's reliable 18x with SDP, reliably to the caller in the INVITE's early dialog."""
-        call = self.call
-        tag = call.inc.to_tag
+    def _caller_side_for(self, far: FarEarly) -> Side:
+        """The caller early dialog linked to ``far``, linked now if needed: the INVITE's tag while no far
+        dialog holds it, else a fresh one. Raises :class:`SipError` (nothing linked) when the caller's
+        INVITE cannot found a dialog (e.g. no Contact)."""
+        tag = far.caller_tag
+        if tag is not None:
+            return self._caller_side(tag)
+        tag = self.call.inc.to_tag
+        if tag in self.linked:
+            tag = new_tag()
         side = self._caller_side(tag)
-        self.relayed = far
         far.caller_tag = tag
+        self.linked[tag] = far
+        return side
+
+    def _relay(self, far: FarEarly, resp: SipResponse, rack: RAck | None) -> None:
+        """The far side's 18x with SDP to the caller, in the caller early dialog linked to ``far``.
+
+        ``rack`` set: the far 18x was reliable and the caller supports 100rel: reliably, and the caller's
+        PRACK becomes the PRACK of the far 18x. Otherwise unreliably, unless the caller requires 100rel."""
+        call = self.call
+        side = self._caller_side_for(far)
+        tag = side.dialog.local_tag
         headers = [(n, v) for n, v in relayed_headers(resp) if n not in _HOP_BY_HOP]
-        others = [t for t in resp.require if t != OPTION_100REL]
+        others = [t for t in resp.require if t != OPTION_100REL] if "require" in resp.headers else []
         if others:
             headers.append(("Require", ", ".join(others)))
         headers.append(("Allow", call.server.allow))
         body = side.sdp(resp.body, resp.content_type)
         out = call.inc.create_response(resp.status, resp.reason_phrase, headers=headers, body=body,
                                        content_type=resp.content_type if body else None, to_tag=tag)
-        self._responder().send(out)  # stamps the RSeq, even when queued behind an outstanding 1xx
+        if rack is None and not self.caller_requires_100rel:
+            call.inc.send(out)
+            log.info("early_media_relayed", call_id=call.invite.call_id, leg_call_id=far.leg_call_id,
+                     status=resp.status, to_tag=tag)
+            return
+        self._responder(tag).send(out)  # stamps the RSeq, even when queued behind an outstanding 1xx
         rseq_value = int(out.headers.get("rseq") or 0)
-        self.pending[rseq_value] = (far, rack)
+        if rack is not None:
+            self.pending[(tag, rseq_value)] = (far, rack)
         log.info("early_relayed", call_id=call.invite.call_id, leg_call_id=far.leg_call_id,
-                 status=resp.status, rseq=rseq_value)
+                 status=resp.status, rseq=rseq_value, to_tag=tag)
 
     async def prack(self, far: FarEarly, rack: RAck, body: bytes,
                      content_type: str | None) -> SipResponse | None:
@@ -241,14 +301,16 @@ class EarlyDialogs:
         inc.respond(481 if method != "OPTIONS" else 200)
 
     async def _caller_prack(self, inc: IncomingRequest, side: Side) -> None:
-        if self.responder is None:
+        tag = side.dialog.local_tag
+        responder = self.responders.get(tag)
+        if responder is None:
             inc.respond(481)
             return
-        match, acked = self.responder.match(inc)
+        match, acked = responder.match(inc)
         if match is not PrackMatch.ACKED or acked is None:
             return
-        entry = self.pending.pop(int(acked.headers.get("rseq") or 0), None)
-        if entry is None:  # our own 181/180
+        entry = self.pending.pop((tag, int(acked.headers.get("rseq") or 0)), None)
+        if entry is None:  # our own 181/180, or early media the far side sent unreliably
             inc.respond(200)
             return
         far, rack = entry
@@ -295,27 +357,24 @@ class EarlyDialogs:
         bridged = self.bridged
         if bridged is not None and side is bridged.side:
             return self.call.a
-        relayed = self.relayed
-        if relayed is None or relayed.caller_tag is None:
-            return None
         if side.role is Role.CALLER:
-            return relayed.side if side.dialog.local_tag == relayed.caller_tag else None
-        if side is relayed.side:
-            return self.caller_sides.get(relayed.caller_tag)
+            far = self.linked.get(side.dialog.local_tag)
+            return far.side if far is not None else None
+        for far in self.linked.values():
+            if far.side is side and far.caller_tag is not None:
+                return self.caller_sides.get(far.caller_tag)
         return None
 
     # --- answer -------------------------------------------------------------------------------------------
     def answer_tag(self, leg_call_id: str, far_tag: str) -> str:
-        """Our To tag for the caller's 2xx when far dialog (``leg_call_id``, ``far_tag``) answered."""
-        relayed = self.relayed
-        if (relayed is not None and relayed.caller_tag is not None and relayed.leg_call_id == leg_call_id
-                and relayed.side.dialog.remote_tag == far_tag):
-            return relayed.caller_tag
+        """Our To tag for the caller's 2xx when far dialog (``leg_call_id``, ``far_tag``) answered: its
+        linked caller early dialog; else the INVITE's tag, unless that one carries another far side's early
+        offer/answer (then a dialog of its own, so the caller never sees two answers in one dialog)."""
+        for tag, far in self.linked.items():  # adopt_far may have taken it out of self.far already
+            if far.leg_call_id == leg_call_id and far.side.dialog.remote_tag == far_tag:
+                return tag
         tag = self.call.inc.to_tag
-        if relayed is not None and relayed.caller_tag == tag:
-            # The INVITE's tag holds another far side's early answer: answer in a dialog of its own.
-            return new_tag()
-        return tag
+        return new_tag() if tag in self.linked else tag
 
     def adopt_caller(self, tag: str) -> Side | None:
         """The caller's early dialog ``tag`` becoming the confirmed caller side (CSeq continuity)."""
@@ -326,31 +385,33 @@ class EarlyDialogs:
         far = self.far.pop((leg_call_id, final.to.tag or ""), None)
         return far.side if far is not None else None
 
-    async def settled(self, timeout: float) -> bool:
-        """RFC 3262 §3: no 2xx while a reliable 1xx with a session description is unacknowledged; and not
-        before the caller's PRACK being relayed was answered (its offer/answer precedes the 2xx's)."""
-        if self.responder is None:
-            return True
-        ok = await self.responder.settled(timeout)
+    async def settled(self, tag: str, timeout: float) -> bool:
+        """RFC 3262 §3: no 2xx in caller early dialog ``tag`` while a reliable 1xx with a session
+        description is unacknowledged in it; and not before the caller's PRACKs being relayed were answered
+        (their offer/answer precedes the 2xx's). Other early dialogs end with the 2xx (§13.2.2.4)."""
+        responder = self.responders.get(tag)
+        ok = True if responder is None else await responder.settled(timeout)
         if self.prack_relays:
             _, pending = await asyncio.wait(list(self.prack_relays), timeout=timeout)
             ok = ok and not pending
         return ok
 
     def final_sent(self) -> None:
-        if self.responder is not None:
-            self.responder.final_sent()
+        for responder in self.responders.values():
+            responder.final_sent()
 
     def close(self) -> None:
         """The call ends: forget early dialogs nobody adopted, stop retransmissions and PRACK relays."""
         self.final_sent()
-        if self.responder is not None:
-            self.responder.on_timeout = None  # drop the bound method: no responder <-> early cycle
+        for responder in self.responders.values():
+            responder.on_timeout = None  # drop the bound method: no responder <-> early cycle
         for side in [*self.caller_sides.values(), *(f.side for f in self.far.values())]:
             side.dialog.terminate()
             self.call.detach(side)
         self.caller_sides.clear()
         self.far.clear()
+        self.linked.clear()
+        self.pending.clear()
         for task in self.tasks:
             task.cancel()
 

@@ -7,7 +7,7 @@ Flow A (forward, then voicemail) is :mod:`appserver.forward`, the voicemail legs
 
 from __future__ import annotations
 
-from appserver import legs
+from appserver import legs, privacy
 from appserver.call import Call
 from appserver.cdr import Flow
 from appserver.decision import Decision, Reject, VoicemailAccess, VoicemailDeposit
@@ -15,7 +15,7 @@ from appserver.diversion import history_base
 from appserver.forward import ForwardAttempt
 from appserver.outleg import reject
 from appserver.voicemail import divert_to_voicemail, to_media
-from secondnum.sip import HistoryInfoEntry, SipError
+from secondnum.sip import HistoryInfoEntry, SipError, session_timer
 
 
 async def run(call: Call, decision: Decision) -> None:
@@ -23,6 +23,14 @@ async def run(call: Call, decision: Decision) -> None:
     if isinstance(decision, Reject):
         reject(call, decision.status, decision.reason)
         return
+    if "session-expires" in call.invite.headers:
+        config = call.server.settings.timer_config
+        if session_timer.too_small(call.invite, config):  # RFC 4028 §9, before any leg or CCR-I
+            reject(call, 422, "Session Interval Too Small", [("Min-SE", str(config.min_se))])
+            return
+    asked = privacy.requested(call.invite)
+    if asked is not None:
+        call.record.privacy = asked.values
     if isinstance(decision, VoicemailAccess):
         call.record.flow = Flow.VOICEMAIL_ACCESS
         uri = legs.media_uri(call.server.media_uri, "vm-access", decision.mailbox,

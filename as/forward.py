@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Literal
 
-from appserver import legs
+from appserver import legs, privacy
 from appserver.call import Call
 from appserver.cdr import Disposition, Flow
 from appserver.decision import Forward
@@ -26,8 +26,10 @@ from secondnum.sip import (
     ClientTransactionHandle,
     HistoryInfoEntry,
     SipError,
+    SipRequest,
     SipResponse,
     SipURI,
+    session_timer,
     uri_destination,
 )
 from secondnum.sip.reliable import Verdict, is_reliable
@@ -51,6 +53,8 @@ class ForwardAttempt:
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.session: RoSession | None = None
         self.ringing_sent = False
+        asked = privacy.Privacy(call.record.privacy) if call.record.privacy else None  # set by flows.run
+        self.privacy = privacy.forward_leg(asked, fwd.present_did)
 
     async def run(self) -> None:
         call = self.call
@@ -102,7 +106,10 @@ class ForwardAttempt:
     def _on_event(self, kind: EventKind, leg_id: int, resp: SipResponse | None) -> list[Action]:
         now = self.call.loop_time
         if kind == "cancel":
-            return self.forwarder.on_caller_cancel()
+            actions = self.forwarder.on_caller_cancel()
+            if self.call.release_reason == "prack-timeout":  # tell the far legs why (RFC 3326)
+                actions = [CancelLeg(a.leg, 500) if isinstance(a, CancelLeg) else a for a in actions]
+            return actions
         leg = self.legs[leg_id]
         if kind == "prov" and resp is not None:
             if is_reliable(resp):  # RFC 3262: PRACK it, relay it with its SDP (appserver.early)
@@ -112,6 +119,9 @@ class ForwardAttempt:
                     return []
                 if relayed and resp.status == 180:
                     self.ringing_sent = True  # the caller got this 180 itself, reliably, with its SDP
+            elif resp.body and resp.status > 100 and self.call.early_dialogs().far_unreliable(
+                    leg.request, leg.handle.transport, Role.FORWARD, resp) and resp.status == 180:
+                self.ringing_sent = True  # early media in an unreliable 180 (RFC 3960 §2): relayed as is
             if resp.status == 180 and not self.ringing_sent and not self.call.inc.final_sent:
                 self.call.send_provisional(180)
                 self.ringing_sent = True
@@ -153,7 +163,9 @@ class ForwardAttempt:
             received = []
         route = list(call.isc.return_route) or [server.scscf_route]
         supported, require = legs.passed_options(call.invite)
-        extra = legs.session_timer_headers(call.invite) if "timer" in supported else []
+        extra = legs.session_timer_headers(call.invite, server.settings.timer_config)
+        if extra and "timer" not in supported:
+            supported = [*supported, "timer"]  # RFC 4028 §7.1: a UAC asking for a timer supports it
         req = legs.forward_invite(
             target=target, did=call.record.did, caller_from=call.invite.from_, caller_pai=call.isc.asserted,
             present_did=self.fwd.present_did, return_route=route,
@@ -163,7 +175,7 @@ class ForwardAttempt:
             history=self.history,
             diversion=diversion_headers(received, call.invite.uri, DiversionCause.UNCONDITIONAL),
             body=call.invite.body, content_type=call.invite.content_type if call.invite.body else None,
-            supported=supported, require=require, extra=extra)
+            supported=supported, require=require, extra=extra, privacy=self.privacy)
         dest, transport = uri_destination(route[0].uri, call.inc.transport)
         handle = server.ep.request(req, dest, transport)
         call.leg_sent()
@@ -176,14 +188,41 @@ class ForwardAttempt:
                  target=str(target), timeout=action.target.timeout)
 
     async def _watch(self, leg_id: int, handle: ClientTransactionHandle) -> None:
-        async for prov in handle.provisionals():
-            self.events.put_nowait(("prov", leg_id, prov))
-        try:
-            final = await handle.final_response()
-        except SipError:
-            self.events.put_nowait(("error", leg_id, None))
+        retried = False
+        while True:
+            async for prov in handle.provisionals():
+                self.events.put_nowait(("prov", leg_id, prov))
+            try:
+                final = await handle.final_response()
+            except SipError:
+                self.events.put_nowait(("error", leg_id, None))
+                return
+            if final.status == 422 and not retried:
+                retry = self._retry_422(leg_id, final)
+                if retry is not None:
+                    handle, retried = retry, True
+                    continue
+            self.events.put_nowait(("final", leg_id, final))
             return
-        self.events.put_nowait(("final", leg_id, final))
+
+    def _retry_422(self, leg_id: int, resp: SipResponse) -> ClientTransactionHandle | None:
+        """RFC 4028 §7.3: 422 Session Interval Too Small: the same INVITE once more (same Call-ID, next
+        CSeq) with Session-Expires raised to the far side's Min-SE."""
+        leg = self.legs[leg_id]
+        fields = session_timer.retry_after_422(leg.request, resp)
+        if fields is None or self.call.ended.is_set() or self.call.inc.cancelled.is_set():
+            return None
+        old = leg.request
+        req = SipRequest(old.method, old.raw_uri, old.headers.copy(), old.body)
+        req.remove_header("via")
+        req.set_header("cseq", f"{old.cseq.seq + 1} INVITE")
+        for name, value in fields:
+            req.set_header(name, value)
+        leg.request = req
+        leg.handle = self.call.server.ep.request(req, leg.handle.dest, leg.handle.transport)
+        log.info("forward_leg_retried_422", call_id=self.call.invite.call_id, leg_call_id=req.call_id,
+                 session_expires=fields[0][1])
+        return leg.handle
 
     async def _watch_cancel(self) -> None:
         """The caller's CANCEL, or the call released while ringing (drain limit, max duration)."""
@@ -200,7 +239,8 @@ class ForwardAttempt:
         call = self.call
         if outcome is None and not call.inc.cancelled.is_set():  # released while ringing (e.g. drain)
             await close_charging(self.session)
-            reject(call, 503, None, [("Retry-After", str(call.server.settings.retry_after))])
+            if not call.inc.final_sent:  # (a PRACK timeout was answered 500 already)
+                reject(call, 503, None, [("Retry-After", str(call.server.settings.retry_after))])
         elif outcome is None:  # the caller cancelled
             call.record.disposition = Disposition.CANCELLED
             call.record.status = 487

@@ -16,11 +16,13 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 
+from appserver.privacy import NO_PRIVACY, LegPrivacy, anonymous_from, private_history
 from secondnum.entropy import random_bytes, random_hex
 from secondnum.identity import tel_uri
 from secondnum.sip.fields import Diversion, HistoryInfoEntry, PChargingVector
 from secondnum.sip.headers import Headers
 from secondnum.sip.message import SipRequest, new_tag
+from secondnum.sip.session_timer import TimerConfig, request_headers
 from secondnum.sip.uri import NameAddr, SipURI
 
 USER_AGENT = "secondnum-as"
@@ -28,13 +30,13 @@ ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, REFER, NOTIFY, INFO, PRACK"
 
 # Option tags the AS serves when a request requires them (RFC 3261 §8.2.2.3; anything else gets 420):
 # 100rel (RFC 3262: reliable 1xx relayed with PRACK), precondition (RFC 3312: passed through to the far leg,
-# the AS does not look at the SDP preconditions) and timer (RFC 4028: passed through; the refreshes are
-# relayed end to end as re-INVITE/UPDATE).
+# the AS does not look at the SDP preconditions) and timer (RFC 4028: negotiated per leg and enforced,
+# appserver.session_timer).
 SERVED_OPTIONS = frozenset({"100rel", "precondition", "timer"})
 SUPPORTED = "100rel, precondition, timer"  # what OPTIONS answers (RFC 3261 §11.2)
 # Extensions a forwarded leg inherits from the caller's INVITE (end-to-end, TS 24.229 §5.7.5).
 PASSED_OPTIONS = ("precondition", "timer")
-SESSION_TIMER_HEADERS = ("session-expires", "min-se")
+DEFAULT_TIMERS = TimerConfig()  # [as] session_expires / min_se defaults (appserver.settings)
 
 
 def unsupported_options(req: SipRequest) -> list[str]:
@@ -65,9 +67,12 @@ def outgoing_options(customer_invite: SipRequest) -> list[str]:
     return ["100rel"]
 
 
-def session_timer_headers(req: SipRequest) -> list[tuple[str, str]]:
-    """Session-Expires/Min-SE of the caller's INVITE for a leg that passes ``timer`` through (RFC 4028)."""
-    return [(name, v) for name in SESSION_TIMER_HEADERS for v in req.headers.get_raw(name)]
+def session_timer_headers(req: SipRequest | None,
+                          config: TimerConfig = DEFAULT_TIMERS) -> list[tuple[str, str]]:
+    """Session-Expires/Min-SE of a leg the AS originates (RFC 4028 §7.1): the caller's request ``req``
+    continued, else the AS's own (``[as] session_expires``/``min_se``); the leg then lists ``timer`` in
+    Supported."""
+    return request_headers(req, config)
 
 
 def new_call_id(host: str) -> str:
@@ -114,7 +119,9 @@ def _build(ruri: SipURI, *, from_: NameAddr, to: NameAddr, contact: SipURI, call
     if diversion:
         h.set("diversion", ", ".join(str(d) for d in diversion))
     h.set("allow", ALLOW)
-    h.set("supported", ", ".join([*supported, "replaces", "histinfo"]))
+    # No "replaces": the AS has no Replaces handling (RFC 3891), and Supported lists only what the UA
+    # understands (RFC 3261 §20.37).
+    h.set("supported", ", ".join([*supported, "histinfo"]))
     if require:
         h.set("require", ", ".join(require))
     h.set("user-agent", USER_AGENT)
@@ -130,16 +137,22 @@ def forward_invite(*, target: SipURI, did: str, caller_from: NameAddr, caller_pa
                    pcv: PChargingVector | None, history: Sequence[HistoryInfoEntry],
                    diversion: Sequence[Diversion], body: bytes, content_type: str | None,
                    supported: Sequence[str] = (), require: Sequence[str] = (),
-                   extra: Sequence[tuple[str, str]] = ()) -> SipRequest:
+                   extra: Sequence[tuple[str, str]] = (), privacy: LegPrivacy = NO_PRIVACY) -> SipRequest:
     """The INVITE towards a follow-me target through the S-CSCF (flow A.4); ``supported``/``require``/
-    ``extra`` carry the extensions passed through from the caller (:func:`passed_options`)."""
+    ``extra`` carry the extensions passed through from the caller (:func:`passed_options`), ``privacy``
+    the caller's Privacy as this leg applies it (:func:`appserver.privacy.forward_leg`)."""
     did_uri = SipURI.parse(tel_uri(did))
     if present_did:
         from_ = NameAddr(did_uri, None, {"tag": new_tag()})
         pai: NameAddr | None = NameAddr(did_uri.copy())
     else:
-        from_ = NameAddr(caller_from.uri.copy(), caller_from.display, {"tag": new_tag()})
+        from_ = (anonymous_from() if privacy.anonymous_from
+                 else NameAddr(caller_from.uri.copy(), caller_from.display, {"tag": new_tag()}))
         pai = caller_pai
+    if privacy.header is not None:
+        extra = [*extra, ("Privacy", privacy.header)]
+    if privacy.history:
+        history = private_history(history)
     return _build(target, from_=from_, to=NameAddr(target.copy()), contact=contact, call_id=call_id,
                   route=return_route, pai=pai, pcv=pcv, history=history, diversion=diversion, body=body,
                   content_type=content_type, extra=extra, supported=supported, require=require)
@@ -155,18 +168,22 @@ def media_uri(media: SipURI, service: str, mailbox: str, network_auth: bool = Fa
 
 def voicemail_invite(*, ruri: SipURI, caller_from: NameAddr, caller_pai: NameAddr | None, contact: SipURI,
                      call_id: str, pcv: PChargingVector | None, history: Sequence[HistoryInfoEntry],
-                     diversion: Sequence[Diversion], body: bytes, content_type: str | None) -> SipRequest:
-    """The INVITE to media (flows A.6 and B): the caller's identity is kept for the message envelope."""
+                     diversion: Sequence[Diversion], body: bytes, content_type: str | None,
+                     privacy: Sequence[str] = ()) -> SipRequest:
+    """The INVITE to media (flows A.6 and B): the caller's identity is kept for the message envelope, with
+    the caller's Privacy (media is inside the trust domain and withholds the number, TS 24.607 OIR)."""
     from_ = NameAddr(caller_from.uri.copy(), caller_from.display, {"tag": new_tag()})
     to = NameAddr(SipURI(ruri.scheme, ruri.user, ruri.host, ruri.port))
     return _build(ruri, from_=from_, to=to, contact=contact, call_id=call_id, route=(), pai=caller_pai,
-                  pcv=pcv, history=history, diversion=diversion, body=body, content_type=content_type)
+                  pcv=pcv, history=history, diversion=diversion, body=body, content_type=content_type,
+                  extra=[("Privacy", "; ".join(privacy))] if privacy else ())
 
 
 def outgoing_invite(*, destination: SipURI, did: str, scscf: SipURI, contact: SipURI, call_id: str,
                     domain: str, body: bytes = b"", content_type: str | None = None,
-                    supported: Sequence[str] = ()) -> SipRequest:
-    """The INVITE the AS originates for the DID (flow C.4), with ``orig`` on the S-CSCF Route."""
+                    supported: Sequence[str] = (), extra: Sequence[tuple[str, str]] = ()) -> SipRequest:
+    """The INVITE the AS originates for the DID (flow C.4), with ``orig`` on the S-CSCF Route; ``extra``
+    carries the AS's own session-timer fields (RFC 4028 §7.1)."""
     route_uri = scscf.copy()
     route_uri.params["lr"] = None
     route_uri.params["orig"] = None
@@ -175,4 +192,4 @@ def outgoing_invite(*, destination: SipURI, did: str, scscf: SipURI, contact: Si
                   to=NameAddr(destination.copy()), contact=contact, call_id=call_id,
                   route=[NameAddr(route_uri)], pai=NameAddr(did_uri.copy()),
                   pcv=fresh_charging_vector(domain), history=(), diversion=(), body=body,
-                  content_type=content_type, supported=supported)
+                  content_type=content_type, supported=supported, extra=extra)

@@ -17,6 +17,7 @@ from appserver import legs
 from appserver.call import Call
 from appserver.cdr import Disposition, Flow
 from appserver.outleg import CANCEL_REASONS, OutLeg, charge, close_charging, release_late
+from appserver.session_timer import time_own_leg
 from appserver.side import Role, Side
 from charging.client import ChargingRefused, RoleOfNode
 from secondnum.identity import IdentityError, canonical, tel_uri
@@ -93,10 +94,12 @@ async def _outgoing(call: Call, media: Side, target: SipURI) -> None:
         log.info("outgoing_refused_by_ocs", call_id=call.invite.call_id, result=exc.result_code)
         await _notify(media, _sipfrag(exc.sip_status), final=True)
         return
+    timer = legs.session_timer_headers(None, server.settings.timer_config)  # our own (RFC 4028 §7.1)
     req = legs.outgoing_invite(destination=destination, did=call.record.did, scscf=server.scscf_uri,
                                contact=server.ep.local_contact(transport=server.scscf_transport),
                                call_id=legs.new_call_id(server.host), domain=server.settings.domain,
-                               supported=legs.outgoing_options(call.invite))
+                               supported=[*legs.outgoing_options(call.invite), *(["timer"] if timer else [])],
+                               extra=timer)
     record.call_id = req.call_id
     dest, transport = uri_destination(server.scscf_uri, server.scscf_transport)
     handle = server.ep.request(req, dest, transport)
@@ -163,6 +166,7 @@ async def _outgoing(call: Call, media: Side, target: SipURI) -> None:
     if session is not None:
         call.charged(session, c)
     call.mark_answered(session, c)
+    time_own_leg(call, c, req, final)
     await _notify(media, _sipfrag(200), final=True)
     call.detach(media)
     if media.record is not None:

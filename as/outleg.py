@@ -24,6 +24,7 @@ CANCEL_REASONS = {
     200: 'SIP;cause=200;text="Call completed elsewhere"',
     408: 'SIP;cause=408;text="No answer"',
     487: 'SIP;cause=487;text="Request terminated"',
+    500: 'SIP;cause=500;text="No PRACK"',  # the caller never PRACKed our reliable 18x (RFC 3262 §3)
     600: 'SIP;cause=600;text="Busy everywhere"',
 }
 
@@ -122,7 +123,7 @@ async def connect(call: Call, leg: OutLeg, role: Role, session: RoSession | None
     if call.inc.cancelled.is_set() or call.inc.final_sent:
         call.release("caller-cancel", 'SIP;cause=487;text="Caller cancelled"')
         return False
-    if not await call.answer_caller(final, leg.request.call_id):
+    if not await call.answer_caller(final, leg.request.call_id, leg.request):
         return False
     if not offer_in_invite:
         ack = await call.inc.wait_ack()

@@ -17,12 +17,14 @@ _O_LINE = re.compile(rb"^o=(\S+) (\S+) (\S+) (\S+) (\S+) (\S+)[ \t]*(?=\r?$)", r
 class OriginKeeper:
     """The ``o=`` state of what this leg has been sent."""
 
-    __slots__ = ("_last_body", "_origin", "_version")
+    __slots__ = ("_last_body", "_origin", "_version", "sent")
 
     def __init__(self) -> None:
         self._origin: tuple[bytes, bytes, bytes, bytes, bytes] | None = None
         self._version = 0
         self._last_body: bytes | None = None
+        self.sent: bytes | None = None
+        """The last session description sent to this leg (a session refresh by re-INVITE repeats it)."""
 
     def rewrite(self, body: bytes) -> bytes:
         """The body to send: the first one unchanged, later ones with our origin and a bumped version."""
@@ -36,10 +38,12 @@ class OriginKeeper:
             self._origin = (user, sess, net, addrtype, addr)
             self._version = int(ver) if ver.isdigit() else 0
             self._last_body = stripped
+            self.sent = body
             return body
         if self._last_body != stripped:
             self._version += 1
             self._last_body = stripped
         o_user, o_sess, o_net, o_type, o_addr = self._origin
         line = b"o=%s %s %d %s %s %s" % (o_user, o_sess, self._version, o_net, o_type, o_addr)
-        return body[:m.start()] + line + body[m.end():]
+        self.sent = out = body[:m.start()] + line + body[m.end():]
+        return out

@@ -35,6 +35,7 @@ from secondnum.overload import (
 )
 from secondnum.sip import DROP, DialogId, IncomingRequest, NameAddr, SipEndpoint, SipError, SipRequest, SipURI
 from secondnum.sip.transaction import Address
+from secondnum.sip.transaction import TimerConfig as SipTimers
 
 log = get_logger(__name__)
 
@@ -67,7 +68,8 @@ class AppServer:
         self.host = settings.sip_host
         self.allow = legs.ALLOW
         self.ep = SipEndpoint(self.handle, host=settings.sip_host, port=settings.sip_port,
-                              user_agent=legs.USER_AGENT, screen=self.screen)
+                              user_agent=legs.USER_AGENT, screen=self.screen, tcp_limits=settings.tcp_limits,
+                              tcp_trusted=self.trusted.__contains__, timers=SipTimers(t1=settings.sip_t1))
         self.untrusted = SourceRateLimiter(settings.untrusted_rate, settings.untrusted_burst)
         self.admission = AdmissionControl(
             OverloadSettings(max_calls=settings.max_calls, max_pending_transactions=settings.max_pending,

@@ -9,9 +9,12 @@ value can be overridden with ``SECONDNUM_AS__<KEY>`` environment variables. The 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 from typing import Literal
 
+from secondnum.sip.session_timer import TimerConfig
+from secondnum.sip.transport import TcpLimits
 from secondnum.sip.uri import SipURI
 
 VoicemailCharging = Literal["free", "charged"]
@@ -74,10 +77,51 @@ class AsSettings:
     """New requests per second one untrusted source gets answered (a stateless 403); beyond it, and its
     burst, they are dropped silently so a scanner or a spoofed source cannot use us as a reflector."""
     untrusted_burst: float = 40.0
+    tcp_max_connections: int = 512
+    """SIP over TCP: inbound connections from untrusted sources, all together; more are closed at accept
+    (``secondnum_sip_tcp_refused_total``, a ``sip_tcp_connection_refused`` log line at most once a second)."""
+    tcp_max_per_source: int = 8
+    """SIP over TCP: inbound connections from one untrusted IP address."""
+    tcp_max_per_trusted_source: int = 256
+    """SIP over TCP: inbound connections from one ``trusted_scscf`` address, counted apart from the others
+    so that a flood can never lock the S-CSCF out."""
+    tcp_header_timeout: float = 10.0
+    """SIP over TCP: seconds a connection may hold an incomplete message before it is closed (slowloris;
+    ``secondnum_sip_tcp_read_timeouts_total``); 0 disables."""
     max_call_seconds: float = 4 * 3600.0
     """Safety net: a bridged call longer than this is released (BYE both sides, CCR-T)."""
+    sip_t1: float = 0.5
+    """Seconds: SIP timer T1 (RFC 3261 §17.1.1.1, the RTT estimate) of the AS's SIP stack; every
+    transaction timer and the reliable-1xx retransmissions/PRACK timeout (64*T1, RFC 3262 §3) derive from
+    it. Keep the RFC's 0.5 s in service; tests lower it to see 64*T1 expire in seconds."""
+
+    session_expires: int = 1800
+    """Seconds: the session interval the AS asks for on the legs it originates when the caller asked for
+    none (RFC 4028 §7.1), and the caller's interval when it supports timers but asked for none (§9). The
+    AS refreshes a leg whose party does not (UPDATE, else re-INVITE, at half the interval) and ends the call
+    (BYE both legs with ``Reason: SIP;cause=408``, CCR-T) when a party that should refresh stops (§10), so
+    a call whose BYE was lost ends within this interval instead of ``max_call_seconds``. 0 = timers only
+    when the caller asks for them."""
+    min_se: int = 90
+    """Seconds: the smallest session interval the AS accepts (RFC 4028 §5): a caller's INVITE asking for less
+    gets ``422 Session Interval Too Small`` with ``Min-SE`` (§9), and the AS's own INVITEs carry it. The RFC's
+    floor is 90; lower values are for tests only."""
+
+    @functools.cached_property
+    def timer_config(self) -> TimerConfig:
+        """The session-timer settings as the sans-IO core takes them."""
+        return TimerConfig(self.session_expires, self.min_se)
+
+    @functools.cached_property
+    def tcp_limits(self) -> TcpLimits:
+        """The SIP-over-TCP connection caps as the transport takes them."""
+        return TcpLimits(self.tcp_max_connections, self.tcp_max_per_source, self.tcp_max_per_trusted_source,
+                         self.tcp_header_timeout)
 
     def __post_init__(self) -> None:
+        if not 0 < self.sip_t1 <= 5:
+            raise ValueError("sip_t1 must be in (0, 5] seconds")
+        _ = self.tcp_limits  # validates the caps at load time
         for entry in self.trusted_scscf:
             try:
                 ipaddress.ip_network(entry, strict=False)
@@ -94,5 +138,7 @@ class AsSettings:
             raise ValueError("follow_me_timeout must be positive")
         if self.max_calls <= 0 or self.max_pending <= 0 or self.max_setups <= 0 or self.max_setup_delay <= 0:
             raise ValueError("max_calls, max_pending, max_setups and max_setup_delay must be positive")
+        if self.min_se < 1 or self.session_expires < 0 or 0 < self.session_expires < self.min_se:
+            raise ValueError("min_se must be >= 1 and session_expires 0 or >= min_se")
         if self.max_loop_lag <= 0 or self.untrusted_rate <= 0 or self.untrusted_burst < 1:
             raise ValueError("max_loop_lag and untrusted_rate must be positive, untrusted_burst >= 1")

@@ -62,7 +62,8 @@ async def to_media(call: Call, uri: SipURI, cause: DiversionCause | None,
         contact=server.ep.local_contact(transport=media_transport), call_id=legs.new_call_id(server.host),
         pcv=legs.routed_charging_vector(call.isc.charging_vector, server.settings.domain),
         history=history, diversion=diversion,
-        body=call.invite.body, content_type=call.invite.content_type if call.invite.body else None)
+        body=call.invite.body, content_type=call.invite.content_type if call.invite.body else None,
+        privacy=call.record.privacy)
     record = call.record.leg(Role.VOICEMAIL, req.call_id, req.raw_uri, str(req.from_.uri),
                              req.headers.get("p-asserted-identity") or "")
     leg = OutLeg(req, server.ep.request(req, media_dest, media_transport), record)

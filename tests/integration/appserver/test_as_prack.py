@@ -180,7 +180,11 @@ async def test_caller_requiring_100rel_gets_reliable_181_and_prack_carries_the_a
 OTHER = "42071112222"
 
 
-async def test_simultaneous_ringing_only_the_relayed_early_dialog_gets_updates(stack: Stack) -> None:
+async def test_simultaneous_ringing_each_far_early_dialog_is_relayed_in_its_own(stack: Stack) -> None:
+    """Two targets ringing with reliable 183s: the caller sees two early dialogs (the INVITE's To tag for
+    the first, a fresh one for the second, as behind a forking proxy, RFC 3261 §13.2.2.4, RFC 3960 §3),
+    each with its own RSeq space; PRACKs and UPDATEs stay within their pair of dialogs; the mobile answers
+    in its own early dialog and the other target is CANCELled."""
     await stack.provision(
         follow_me={
             "ring_order": "simultaneous",
@@ -203,20 +207,29 @@ async def test_simultaneous_ringing_only_the_relayed_early_dialog_gets_updates(s
     def got(method: str, call_id: str | None) -> list[str]:
         return [m.body for m in target.received(method) if m.header("Call-ID") == call_id]
 
-    # The caller saw one early dialog: the mobile's 183 (the first reliable 18x with SDP).
-    (c183,) = caller.received(183)
-    assert "o=mobile" in c183.body and "o=other" not in c183.body
-    # Its UPDATE went to the mobile's early dialog only.
+    def tag(m: object) -> str:
+        return (m.header("To") or "").split("tag=")[1]  # type: ignore[attr-defined]
+
+    # The caller saw both far early dialogs, each in an early dialog of its own.
+    first, second = caller.received(183)
+    assert "o=mobile" in first.body and "o=other" in second.body
+    (c181,) = caller.received(181)
+    assert tag(first) == tag(c181) and tag(second) != tag(first)  # the INVITE's tag, then a fresh one
+    assert all("100rel" in tags(m.header("Require")) for m in (first, second))
+    assert first.header("RSeq") and second.header("RSeq")  # one RSeq space per early dialog (RFC 3262 §4)
+    # PRACKs: each far 183 got the caller's PRACK of its own relayed copy.
+    assert len(got("PRACK", mobile_id)) == 1 and len(got("PRACK", other_id)) == 1
+    # The caller's UPDATE went to the mobile only; the other's UPDATE reached the caller in the 2nd dialog.
     assert len(got("UPDATE", mobile_id)) == 1 and got("UPDATE", other_id) == []
     assert "a=curr:qos local sendrecv" in got("UPDATE", mobile_id)[0]
-    # Both far 183s were PRACKed (the other one by the AS itself); the other's UPDATE had nobody to go to.
-    assert len(got("PRACK", mobile_id)) == 1 and len(got("PRACK", other_id)) == 1
-    refused = [m for m in target.received(500) if m.header("Call-ID") == other_id]
-    assert len(refused) == 1 and refused[0].cseq_method == "UPDATE"
-    assert caller.received("UPDATE") == []
-    # The mobile answered in the caller's early dialog; the other target was CANCELled (completed elsewhere).
+    (c_update,) = caller.received("UPDATE")
+    assert (c_update.header("From") or "").endswith(f"tag={tag(second)}") and "o=other" in c_update.body
+    answered = [m for m in target.received(200)
+                if m.header("Call-ID") == other_id and m.cseq_method == "UPDATE"]
+    assert len(answered) == 1 and "o=other" not in answered[0].body  # the caller's answer, relayed
+    # The mobile answered in its own early dialog; the other target was CANCELled (completed elsewhere).
     (c200,) = [m for m in caller.received(200) if m.cseq_method == "INVITE"]
-    assert (c200.header("To") or "").split("tag=")[1] == (c183.header("To") or "").split("tag=")[1]
+    assert tag(c200) == tag(first)
     (cancel,) = target.received("CANCEL")
     assert cancel.header("Call-ID") == other_id and "cause=200" in (cancel.header("Reason") or "")
     await cdrs()

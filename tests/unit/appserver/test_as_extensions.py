@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from appserver import legs
-from appserver.call import answer_extensions
 from secondnum.sip import BadHeaderError, NameAddr, SipRequest, SipResponse, SipURI, parse_message
 
 
@@ -65,7 +64,7 @@ def test_forward_invite_carries_the_passed_extensions() -> None:
         contact=SipURI.parse("sip:10.0.0.2"), call_id="x", pcv=None, history=(), diversion=(), body=b"",
         content_type=None, supported=supported, require=required, extra=legs.session_timer_headers(caller))
     out = parse_message(req.encode())
-    assert out.supported == ["100rel", "precondition", "timer", "replaces", "histinfo"]
+    assert out.supported == ["100rel", "precondition", "timer", "histinfo"]  # no Replaces handling: no tag
     assert out.require == ["precondition", "timer"]
     assert out.headers.get("session-expires") == "1800;refresher=uac" and out.headers.get("min-se") == "90"
 
@@ -83,17 +82,3 @@ def response(*lines: str) -> SipResponse:
     msg = parse_message(raw)
     assert isinstance(msg, SipResponse)
     return msg
-
-
-def test_session_timer_of_the_callers_2xx() -> None:
-    # The far side's choice is relayed as it is (RFC 4028 §9).
-    far = response("Session-Expires: 1200;refresher=uas", "Require: timer")
-    assert answer_extensions(invite("Supported: timer"), far) == [
-        ("Session-Expires", "1200;refresher=uas"), ("Require", "timer")]
-    # A caller requiring timer from a far side that ignored it: the caller refreshes.
-    required = invite("Supported: timer", "Require: timer", "Session-Expires: 1800")
-    assert answer_extensions(required, response()) == [("Session-Expires", "1800;refresher=uac"),
-                                                       ("Require", "timer")]
-    # Only supported: no session timer from us (as before).
-    assert answer_extensions(invite("Supported: timer", "Session-Expires: 1800"), response()) == []
-    assert answer_extensions(invite(), response()) == []
