@@ -457,10 +457,23 @@ def _ready_once(url: str) -> bool:
         return False
 
 
-async def spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+UNDER_TEST_CPUS: set[int] | None = None
+"""With ``--pin``: the CPU the B2BUA under test runs on; everything else (SIPp, OCS, database, this driver)
+runs on the others. Set in main()."""
+
+
+def _pin_under_test() -> None:
+    if UNDER_TEST_CPUS is not None:
+        os.sched_setaffinity(0, UNDER_TEST_CPUS)
+
+
+async def spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None,
+                under_test: bool = False) -> asyncio.subprocess.Process:
+    """Start a child; ``under_test`` puts it (all its future threads) on ``UNDER_TEST_CPUS`` when pinning."""
     with log.open("wb") as fh:
         return await asyncio.create_subprocess_exec(
-            *cmd, stdin=subprocess.DEVNULL, stdout=fh, stderr=fh, env=env
+            *cmd, stdin=subprocess.DEVNULL, stdout=fh, stderr=fh, env=env,
+            preexec_fn=_pin_under_test if under_test and UNDER_TEST_CPUS else None,
         )
 
 
@@ -523,7 +536,7 @@ async def start_as(
             str(cfg),
             "as",
         ]
-    as_proc = await spawn(as_cmd, workdir / "as.log", env)
+    as_proc = await spawn(as_cmd, workdir / "as.log", env, under_test=True)
     children.insert(0, as_proc)  # stopped first: it drains its calls while the OCS still answers
     await wait_ready(f"http://127.0.0.1:{http_port}/health/ready")
     helpers = {"ocs": ocs_proc.pid}
@@ -536,7 +549,7 @@ async def start_sippy(workdir: Path, target_port: int, children: list[asyncio.su
     port = free_port()
     b2bua = str(Path(sys.executable).parent / "b2bua_simple")
     cmd = [b2bua, "-f", "-l", "127.0.0.1", "-p", str(port), "-n", f"127.0.0.1:{target_port}"]
-    proc = await spawn([*cmd, "-L", str(workdir / "sippy.log")], workdir / "sippy.err")
+    proc = await spawn([*cmd, "-L", str(workdir / "sippy.log")], workdir / "sippy.err", under_test=True)
     children.append(proc)
     await asyncio.sleep(1.5)
     return System("sippy", port, proc.pid)
@@ -583,6 +596,11 @@ async def main() -> None:
         "--held", type=int, default=MEMORY_CALLS,
         help=f"calls held at once for the memory figure (default {MEMORY_CALLS}; 5000 for the issue's hold)",
     )
+    parser.add_argument(
+        "--pin", action=argparse.BooleanOptionalAction, default=False,
+        help="the B2BUA under test alone on the last CPU, SIPp/OCS/database/driver on the others (both "
+             "systems alike): compares the B2BUAs per core rather than the machine's sharing",
+    )
     parser.add_argument("--serve-ocs", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_ocs is not None:
@@ -595,9 +613,15 @@ async def main() -> None:
     target_port = free_port()
     lines = ["SEQUENTIAL"] + [f"{DID_BASE + i};{target_port};" for i in range(DIDS)]
     (workdir / "dids.csv").write_text("\n".join(lines) + "\n")
+    global UNDER_TEST_CPUS
+    cpus = sorted(os.sched_getaffinity(0))
+    if args.pin and len(cpus) >= 2:
+        UNDER_TEST_CPUS = {cpus[-1]}
+        os.sched_setaffinity(0, set(cpus[:-1]))  # inherited by SIPp, the OCS and SecantusDB
     print(
         f"machine: {platform.machine()} {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}, "
-        f"python {platform.python_version()}, workdir {workdir}",
+        f"python {platform.python_version()}, workdir {workdir}, pinned: "
+        + (f"B2BUA on CPU {sorted(UNDER_TEST_CPUS)}, the rest on {cpus[:-1]}" if UNDER_TEST_CPUS else "no"),
         flush=True,
     )
     children: list[asyncio.subprocess.Process] = []
