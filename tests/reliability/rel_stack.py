@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -285,3 +286,33 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (from /proc/<pid>/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def assert_no_traceback(proc: SecondnumProcess) -> None:
+    log = proc.log_path.read_text(errors="replace")
+    assert "Traceback" not in log, log[log.find("Traceback") - 2000:][:6000]
+
+
+@contextlib.contextmanager
+def serving(workdir: Path, trusted: str, as_extra: dict[str, Any] | None = None
+            ) -> Iterator[tuple[Ports, SecondnumProcess]]:
+    """``secondnum up`` on its own SecantusDB with ``trusted`` as the S-CSCF and media's trusted source; on
+    exit it must still be alive with no traceback in its log, and it is stopped with SIGTERM."""
+    mongo = MongoProcess(workdir / "mongo")
+    mongo.start()
+    ports = Ports()
+    extra: dict[str, Any] = {"media": {"trusted_sources": [trusted]}}
+    if as_extra:
+        extra["as"] = as_extra
+    write_config(workdir / "cfg.toml", ports, mongo.uri, trusted=[trusted], extra=extra)
+    proc = SecondnumProcess(workdir, workdir / "cfg.toml")
+    try:
+        proc.start([f"http://127.0.0.1:{ports.as_http}/health/ready",
+                    f"http://127.0.0.1:{ports.api}/health/ready"])
+        yield ports, proc
+        assert proc.alive(), proc.tail()
+        assert_no_traceback(proc)
+    finally:
+        rc = proc.stop()
+        mongo.stop()
+        print(f"\nsecondnum exit code after SIGTERM: {rc}")

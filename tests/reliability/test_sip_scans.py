@@ -32,24 +32,8 @@ SV = rs.VENV_BIN
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[rs.Ports]:
-    wd = tmp_path_factory.mktemp("scan")
-    mongo = rs.MongoProcess(wd / "mongo")
-    mongo.start()
-    ports = rs.Ports()
-    rs.write_config(wd / "cfg.toml", ports, mongo.uri, trusted=[TRUSTED],
-                    extra={"media": {"trusted_sources": [TRUSTED]}})
-    proc = rs.SecondnumProcess(wd, wd / "cfg.toml")
-    try:
-        proc.start([f"http://127.0.0.1:{ports.as_http}/health/ready",
-                    f"http://127.0.0.1:{ports.api}/health/ready"])
+    with rs.serving(tmp_path_factory.mktemp("scan"), TRUSTED) as (ports, _):
         yield ports
-        assert proc.alive(), proc.tail()
-        log = proc.log_path.read_text(errors="replace")
-        assert "Traceback" not in log, log[log.find("Traceback") - 2000:][:6000]
-    finally:
-        rc = proc.stop()
-        mongo.stop()
-        print(f"\nsecondnum exit code after SIGTERM: {rc}")
 
 
 def _alive(port: int) -> bool:

@@ -54,25 +54,10 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     wd = tmp_path_factory.mktemp("tcpflood")
-    mongo = rs.MongoProcess(wd / "mongo")
-    mongo.start()
-    ports = rs.Ports()
-    rs.write_config(wd / "cfg.toml", ports, mongo.uri, trusted=[TRUSTED],
-                    extra={"media": {"trusted_sources": [TRUSTED]},
-                           "as": {"tcp_max_per_source": PER_SOURCE, "tcp_max_connections": TOTAL,
-                                  "tcp_header_timeout": HEADER_TIMEOUT}})
-    proc = rs.SecondnumProcess(wd, wd / "cfg.toml")
-    try:
-        proc.start([f"http://127.0.0.1:{ports.as_http}/health/ready",
-                    f"http://127.0.0.1:{ports.api}/health/ready"])
+    limits = {"tcp_max_per_source": PER_SOURCE, "tcp_max_connections": TOTAL,
+              "tcp_header_timeout": HEADER_TIMEOUT}
+    with rs.serving(wd, TRUSTED, limits) as (ports, proc):
         yield Stack(ports, proc, wd)
-        assert proc.alive(), proc.tail()
-        log = proc.log_path.read_text(errors="replace")
-        assert "Traceback" not in log, log[log.find("Traceback") - 2000:][:6000]
-    finally:
-        rc = proc.stop()
-        mongo.stop()
-        print(f"\nsecondnum exit code after SIGTERM: {rc}")
 
 
 def _connect(source: str, port: int) -> socket.socket:

@@ -267,6 +267,17 @@ class Uac:
 PJSUA_SCRIPT = Path(__file__).with_name("pjsua_call.py")
 
 
+def has_beep(uac: Uac) -> bool:
+    """The last 200 ms the UAC heard are the 1 kHz record beep (after the greeting), loud enough."""
+    pcm = uac.rtp.pcm()
+    if len(pcm) < 1600:
+        return False
+    tail = pcm[-1600:]
+    spec = np.abs(np.fft.rfft(tail))
+    peak = np.argmax(spec) * 8000 / len(tail)
+    return bool(990 < peak < 1010 and np.sqrt(np.mean(tail ** 2)) > 2000)
+
+
 async def run_pjsua(plan: dict[str, object], timeout: float = 120) -> dict[str, object]:
     pytest.importorskip("pjsua2", reason="pjsua2-python is not installed")
     plan.setdefault("rtp_port", free_port_block(12))

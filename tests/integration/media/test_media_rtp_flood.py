@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from media_harness import Uac, best_xcorr, metric, wait_for
+from media_harness import Uac, best_xcorr, has_beep, metric, wait_for
 from prometheus_client import REGISTRY
 
 from media.audio import g711, tones
@@ -32,16 +32,6 @@ STRANGER = "127.0.0.2"
 FLOOD_RATE = int(os.environ.get("SECONDNUM_RTP_FLOOD_RATE", "20000"))
 """Datagrams/s in total over 8 ports: at 20,000/s, 50 per 20 ms at the call's RTP port, twice its inbox."""
 FLOOD_SECONDS = 120.0  # an upper bound: the test stops it (SIGTERM) when the call has ended
-
-
-def _has_beep(uac: Uac) -> bool:
-    pcm = uac.rtp.pcm()
-    if len(pcm) < 1600:
-        return False
-    tail = pcm[-1600:]
-    spec = np.abs(np.fft.rfft(tail))
-    peak = np.argmax(spec) * 8000 / len(tail)
-    return bool(990 < peak < 1010 and np.sqrt(np.mean(tail ** 2)) > 2000)
 
 
 def _rtcp_dropped() -> float:
@@ -93,7 +83,7 @@ async def test_call_survives_rtp_bleed_and_flood(media: MediaService, uac: Uac) 
         await asyncio.sleep(0.5)
         uac.rtp.start_silence()
         await wait_for(lambda: session.latched == ("127.0.0.1", uac.rtp.port), timeout=10)
-        await wait_for(lambda: _has_beep(uac), timeout=60)  # greeting and beep reach the caller
+        await wait_for(lambda: has_beep(uac), timeout=60)  # greeting and beep reach the caller
         await asyncio.sleep(0.6)  # the beep ends; recording starts
         voice = tones.tone((300.0, 520.0, 910.0), 2000, 6000)
         await uac.rtp.send_audio(voice)

@@ -7,7 +7,7 @@ import struct
 
 import numpy as np
 import pytest
-from media_harness import Uac, best_xcorr, metric, wait_for
+from media_harness import Uac, best_xcorr, has_beep, metric, wait_for
 
 from media.audio import g711, tones
 from media.rtp import packet as rtp
@@ -73,7 +73,7 @@ async def test_deposit_message_stored_after_hangup(media: MediaService, uac: Uac
     resp = await uac.call(sip_addr(media), "vm-deposit")
     assert resp.status == 200
     # Greeting ("The person at <number> ...") then the beep: wait for the 1 kHz beep to start.
-    await wait_for(lambda: _has_beep(uac), timeout=60)
+    await wait_for(lambda: has_beep(uac), timeout=60)
     voice = tones.tone((300.0, 520.0, 910.0), 2500, 6000)
     await uac.rtp.send_audio(voice)
     await uac.bye()
@@ -89,19 +89,9 @@ async def test_deposit_message_stored_after_hangup(media: MediaService, uac: Uac
     assert best_xcorr(other, stored[800:8800]) < 0.5           # ... and a different sound does not match
 
 
-def _has_beep(uac: Uac) -> bool:
-    pcm = uac.rtp.pcm()
-    if len(pcm) < 1600:
-        return False
-    tail = pcm[-1600:]
-    spec = np.abs(np.fft.rfft(tail))
-    return bool(np.argmax(spec) * 8000 / len(tail) > 990 and np.argmax(spec) * 8000 / len(tail) < 1010
-                and np.sqrt(np.mean(tail ** 2)) > 2000)
-
-
 async def test_deposit_too_short_is_discarded(media: MediaService, uac: Uac) -> None:
     await uac.call(sip_addr(media), "vm-deposit")
-    await wait_for(lambda: _has_beep(uac), timeout=60)
+    await wait_for(lambda: has_beep(uac), timeout=60)
     await uac.rtp.send_audio(tones.tone((400.0,), 300, 6000))
     await uac.bye()
     await asyncio.sleep(1.0)
@@ -111,7 +101,7 @@ async def test_deposit_too_short_is_discarded(media: MediaService, uac: Uac) -> 
 
 async def test_deposit_hash_ends_recording_and_server_hangs_up(media: MediaService, uac: Uac) -> None:
     await uac.call(sip_addr(media), "vm-deposit")
-    await wait_for(lambda: _has_beep(uac), timeout=60)
+    await wait_for(lambda: has_beep(uac), timeout=60)
     await asyncio.sleep(0.6)  # let the 400 ms beep finish: recording starts after it
     await uac.rtp.send_audio(tones.tone((350.0, 440.0), 1500, 6000))
     await uac.rtp.send_digit("#")
