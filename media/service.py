@@ -73,9 +73,10 @@ class MediaService:
         self.runner = await http.serve(self.app, self.settings.api_host, self.settings.api_port)
 
     async def _startup_store_work(self) -> None:
-        """Spooled messages and the one-time legacy-PIN migration; MongoDB down only postpones them (the
-        spool drainer imports later; the migration runs at the next start)."""
+        """Indexes, spooled messages and the one-time legacy-PIN migration; MongoDB down only postpones them
+        (the spool drainer imports later; the migration runs at the next start)."""
         try:
+            await asyncio.to_thread(self.store.ensure_indexes)
             imported = await asyncio.to_thread(self.server.import_spool)
             if imported:
                 log.warning("spooled_messages_imported", count=imported)

@@ -86,6 +86,18 @@ class VoicemailStore:
     def _fs(self) -> gridfs.GridFS:
         return gridfs.GridFS(get_db(self.alias), collection="voicemail_audio")
 
+    def ensure_indexes(self) -> None:
+        """Create the mailbox, message and audio (GridFS) indexes up front, at service start.
+
+        Otherwise the first deposits create them on first use, concurrently with each other's transactions:
+        on SecantusDB that left every client waiting for the server (seen in CI, concurrent deposits on an
+        empty database); created once beforehand, nothing races."""
+        VoicemailBox.ensure_indexes()
+        VoicemailMessage.ensure_indexes()
+        db = get_db(self.alias)
+        db["voicemail_audio.files"].create_index([("filename", 1), ("uploadDate", 1)])  # as GridFS does
+        db["voicemail_audio.chunks"].create_index([("files_id", 1), ("n", 1)], unique=True)
+
     # --- mailboxes ---
     def box(self, mailbox: str) -> VoicemailBox:
         """The mailbox document, created with defaults on first use (upsert, race-free).

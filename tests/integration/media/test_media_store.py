@@ -141,6 +141,7 @@ def test_concurrent_deposits_fill_exactly_to_capacity(mongo_uri: str, capacity: 
     """Racing deposits (threads, one client, real server): the limit is exact, never exceeded, never
     under-filled (the old re-count-and-withdraw could let a racing pair both withdraw)."""
     store = VoicemailStore(default_max_messages=capacity)
+    store.ensure_indexes()  # as media's start does: the race under test is the deposits', not index creation
     for i in range(already):
         store.add_message(MB, f"old{i}", b"\x00" * 800, NOW)
     start = threading.Barrier(10)
@@ -173,6 +174,7 @@ def test_concurrent_deposits_from_two_clients(mongo_uri: str) -> None:
     try:
         stores = [VoicemailStore(default_max_messages=4),
                   VoicemailStore(default_max_messages=4, alias="other")]
+        stores[0].ensure_indexes()
         start = threading.Barrier(8)
 
         def deposit(i: int) -> bool:
