@@ -136,6 +136,7 @@ class Cdr(me.Document):  # type: ignore[misc]
         "collection": CDRS,
         "indexes": ["did", "-setup_at", "disposition", "icid"],
         "ordering": ["-setup_at"],
+        "auto_create_index": False,  # created at start: secondnum.mongo.ensure_collections
     }
 
     def to_json(self) -> dict[str, Any]:

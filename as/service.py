@@ -15,6 +15,7 @@ from aiohttp import web
 from mongoengine.connection import ConnectionFailure, get_db
 
 from appserver import api
+from appserver.cdr import Cdr
 from appserver.server import AppServer
 from appserver.settings import AsSettings
 from charging.client import RoClient
@@ -23,7 +24,7 @@ from hss_adapter.cache import ProfileCache
 from secondnum import gctune, http
 from secondnum.diameter.peer import PeerState
 from secondnum.log import get_logger
-from secondnum.mongo import connect, ping
+from secondnum.mongo import connect, ensure_collections, ping
 from secondnum.service import Config, Endpoint, RunContext
 
 log = get_logger(__name__)
@@ -48,6 +49,7 @@ class AsService:
 
     async def start(self) -> None:
         _ensure_connected(self.ctx.mongo_uri, self.ctx.mongo_database)
+        await asyncio.to_thread(ensure_collections, Cdr)
         self.cache = ProfileCache.from_uri(self.ctx.mongo_uri, self.ctx.mongo_database)
         await self.cache.start()
         self.ro = RoClient(self.ro_settings, persist=self.settings.ro_crash_recovery)

@@ -37,6 +37,7 @@ from secondnum.diameter import DiameterNode, NoRouteError, PeerInfo, RequestTime
 from secondnum.diameter import constants as dc
 from secondnum.diameter.peer import PeerState
 from secondnum.log import get_logger
+from secondnum.mongo import ensure_collections
 
 __all__ = ["ChargingRefused", "ChargingRequest", "RoClient", "RoSession", "RoleOfNode"]
 
@@ -189,6 +190,7 @@ class RoClient:
                     self.settings.destination_realm, timeout=self.settings.tx_seconds
                 )
         if self.persist:
+            await asyncio.to_thread(ensure_collections, store.OpenRoSession)
             self.writer.start()
             self._checkpoint_task = self._loop.create_task(self._checkpoint_loop())
 

@@ -46,7 +46,10 @@ TERMINATING = "terminating"
 class OpenRoSession(me.Document):  # type: ignore[misc]
     """An Ro session the AS has not closed yet."""
 
-    meta: dict[str, Any] = {"collection": "ro_open_sessions", "indexes": ["owner"]}
+    meta: dict[str, Any] = {
+        "collection": "ro_open_sessions", "indexes": ["owner"],
+        "auto_create_index": False,  # created at start: secondnum.mongo.ensure_collections
+    }
 
     session_id = me.StringField(primary_key=True)
     owner = me.StringField(required=True)  # Origin-Host of the AS instance that opened it

@@ -34,6 +34,7 @@ from hss_adapter.models import ACCOUNTS, ALIASES
 from hss_adapter.profile import AccountProfile, profile_from_documents
 from secondnum.identity import IdentityError, canonical
 from secondnum.log import get_logger
+from secondnum.mongo import SOCKET_TIMEOUT_MS
 
 log = get_logger(__name__)
 
@@ -84,7 +85,8 @@ class ProfileCache:
     @classmethod
     def from_uri(cls, uri: str, database: str, **kwargs: Any) -> ProfileCache:
         """A cache with its own pymongo client (the AS can run without the hss service)."""
-        client: MongoClient[Any] = MongoClient(uri, serverSelectionTimeoutMS=2000, tz_aware=True)
+        client: MongoClient[Any] = MongoClient(
+            uri, serverSelectionTimeoutMS=2000, socketTimeoutMS=SOCKET_TIMEOUT_MS, tz_aware=True)
         return cls(client[database], client=client, **kwargs)
 
     # --- lookups (any thread, no locking) ---------------------------------------------------------------

@@ -22,7 +22,7 @@ from hss_adapter.profile import (
     CallerIdPresentation,
     RingOrder,
 )
-from secondnum.mongo import connect
+from secondnum.mongo import connect, ensure_collections
 
 E164_PATTERN = r"^[1-9][0-9]{6,14}$"
 
@@ -98,9 +98,8 @@ class AliasDoc(me.Document):  # type: ignore[misc]
 
 
 def ensure_indexes() -> None:
-    """Create the unique and lookup indexes (idempotent)."""
-    AccountDoc.ensure_indexes()
-    AliasDoc.ensure_indexes()
+    """Create the collections and their unique and lookup indexes (idempotent; at start, before serving)."""
+    ensure_collections(AccountDoc, AliasDoc)
 
 
 def ensure_connection(uri: str, database: str) -> None:

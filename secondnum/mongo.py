@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from secondnum.log import get_logger
 
@@ -31,6 +31,13 @@ log = get_logger(__name__)
 
 _LISTENING_RE = re.compile(r"listening on (?P<host>[0-9.]+):(?P<port>\d+)")
 DB_NAME_DEFAULT = "secondnum"
+SOCKET_TIMEOUT_MS = 20_000
+"""How long a database call may wait for a reply before pymongo gives up on it (``socketTimeoutMS``).
+
+Every database call here runs in a worker thread; without a bound, a stalled server holds each thread
+forever, and once the few default-executor threads are all held, every component of the process stops
+(a test session hung for 90 minutes that way on a stalled SecantusDB). Our longest call, a GridFS chunk
+or an index-served sweep, answers in milliseconds; 20 s only ends calls that were not going to answer."""
 
 
 def secantus_uri(port: int, host: str = "127.0.0.1") -> str:
@@ -226,9 +233,39 @@ def connect(uri: str, database: str = DB_NAME_DEFAULT, alias: str = "default",
         mongoengine.disconnect(alias=alias)
     mongoengine.connect(
         db=database, host=uri, alias=alias, serverSelectionTimeoutMS=server_selection_timeout_ms,
-        uuidRepresentation="standard", tz_aware=True, event_listeners=list(event_listeners),
+        socketTimeoutMS=SOCKET_TIMEOUT_MS, uuidRepresentation="standard", tz_aware=True,
+        event_listeners=list(event_listeners),
     )
     _connected[alias] = (uri, database)
+
+
+def ensure_collections(*documents: type[Any]) -> None:
+    """Create each mongoengine document's collection and indexes now, one after another.
+
+    Every service calls this at start, before it serves, for the documents it writes; the documents set
+    ``auto_create_index: False``. Left to mongoengine, a document's indexes are created the first time the
+    class touches its collection: in a running service, inside whichever concurrent write gets there
+    first. On SecantusDB 0.7 a ``createIndexes`` that creates its collection while another connection's
+    insert is creating the same collection implicitly stalls both for good (the server retries, under its
+    storage lock, a write that the insert's open transaction holds; the insert waits for that lock). CI
+    hung on it twice (media's deposits, then the AS's CDR and Ro-session writers with the OCS's records).
+    A real MongoDB copes, but creating indexes on the serving path is wrong there too: a first call should
+    not pay for an index build.
+    """
+    from pymongo.errors import CollectionInvalid, OperationFailure
+
+    for document in documents:
+        db = document._get_db()
+        name = document._get_collection_name()
+        if not db.list_collection_names(filter={"name": name}):
+            try:
+                db.create_collection(name)
+            except CollectionInvalid:
+                pass  # another component of this deployment created it just now
+            except OperationFailure as exc:
+                if exc.code != 48:  # NamespaceExists
+                    raise
+        document.ensure_indexes()
 
 
 async def ping(alias: str = "default", timeout: float = 1.0) -> bool:

@@ -15,7 +15,7 @@ def _now() -> dt.datetime:
 class Account(me.Document):  # type: ignore[misc]
     """A prepaid account keyed by the E.164 of the DID (Subscription-Id END_USER_E164)."""
 
-    meta: dict[str, Any] = {"collection": "ocs_accounts"}
+    meta: dict[str, Any] = {"collection": "ocs_accounts", "auto_create_index": False}
 
     e164 = me.StringField(primary_key=True)
     balance = me.IntField(default=0)  # milli-units
@@ -26,7 +26,7 @@ class Account(me.Document):  # type: ignore[misc]
 class Tariff(me.Document):  # type: ignore[misc]
     """Price of calls to destinations starting with `prefix` (digits; "" = default)."""
 
-    meta: dict[str, Any] = {"collection": "ocs_tariffs"}
+    meta: dict[str, Any] = {"collection": "ocs_tariffs", "auto_create_index": False}
 
     prefix = me.StringField(primary_key=True, default="")
     price_per_minute = me.IntField(required=True, min_value=0)
@@ -40,6 +40,7 @@ class RatedRecord(me.Document):  # type: ignore[misc]
     meta: dict[str, Any] = {
         "collection": "ocs_rated_records",
         "indexes": ["e164", "-updated_at", ("closed", "expires_at")],
+        "auto_create_index": False,  # created at start: secondnum.mongo.ensure_collections
     }
 
     session_id = me.StringField(primary_key=True)

@@ -26,7 +26,7 @@ from secondnum.diameter import DiameterNode, PeerInfo, codec
 from secondnum.diameter import constants as dc
 from secondnum.http import ReadinessCheck, bound_port, make_app, serve
 from secondnum.log import get_logger
-from secondnum.mongo import ping
+from secondnum.mongo import ensure_collections, ping
 
 log = get_logger(__name__)
 
@@ -78,6 +78,8 @@ class OcsServer:
         self.tariffs.replace(await asyncio.to_thread(load_tariffs))
 
     async def start(self) -> None:
+        if isinstance(self.ledger, MongoLedger):
+            await asyncio.to_thread(ensure_collections, models.Account, models.Tariff, models.RatedRecord)
         await self.reload_tariffs()
         await self.node.start(listen=(self.settings.listen_address, self.settings.listen_port))
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_loop())

@@ -38,6 +38,7 @@ from secondnum.diameter.peer import PeerState
 from secondnum.diameter.routing import PeerConfig
 from secondnum.identity import IdentityError, canonical, tel_uri
 from secondnum.log import get_logger
+from secondnum.mongo import ensure_collections
 
 log = get_logger(__name__)
 
@@ -78,7 +79,7 @@ class ShMirror:
     # --- life cycle -------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await asyncio.to_thread(ShSyncState.ensure_indexes)
+        await asyncio.to_thread(ensure_collections, ShSyncState)
         self.node.register_handler(dc.APP_SH, dc.CMD_PUSH_NOTIFICATION, self.handle_pnr)
         if self._own_node:
             self.node.add_peer(PeerConfig(self.settings.peer_host, self.settings.destination_realm,

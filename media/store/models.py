@@ -41,7 +41,7 @@ class VoicemailBox(Document):  # type: ignore[misc]
     so the count-then-insert of :meth:`VoicemailStore.add_message` is atomic."""
     updated_at = DateTimeField(default=utcnow)
 
-    meta = {"collection": "voicemail_boxes", "strict": False}
+    meta = {"collection": "voicemail_boxes", "strict": False, "auto_create_index": False}
 
 
 class VoicemailMessage(Document):  # type: ignore[misc]
@@ -59,4 +59,5 @@ class VoicemailMessage(Document):  # type: ignore[misc]
         "collection": "voicemail_messages",
         "indexes": [("mailbox", "state", "received_at"), ("mailbox", "call_id")],
         "ordering": ["received_at"],
+        "auto_create_index": False,  # created at start: secondnum.mongo.ensure_collections
     }

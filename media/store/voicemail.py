@@ -31,6 +31,7 @@ from pymongo.errors import PyMongoError
 from media.audio.wav import ulaw_wav
 from media.store.models import VoicemailBox, VoicemailMessage, utcnow
 from secondnum.log import get_logger
+from secondnum.mongo import ensure_collections
 
 log = get_logger(__name__)
 
@@ -91,9 +92,8 @@ class VoicemailStore:
 
         Otherwise the first deposits create them on first use, concurrently with each other's transactions:
         on SecantusDB that left every client waiting for the server (seen in CI, concurrent deposits on an
-        empty database); created once beforehand, nothing races."""
-        VoicemailBox.ensure_indexes()
-        VoicemailMessage.ensure_indexes()
+        empty database); created once beforehand, nothing races (``secondnum.mongo.ensure_collections``)."""
+        ensure_collections(VoicemailBox, VoicemailMessage)
         db = get_db(self.alias)
         db["voicemail_audio.files"].create_index([("filename", 1), ("uploadDate", 1)])  # as GridFS does
         db["voicemail_audio.chunks"].create_index([("files_id", 1), ("n", 1)], unique=True)
