@@ -213,6 +213,7 @@ class DiameterNode:
         reconnect_max: float = 30.0,
         accept_unknown_peers: bool = True,
         duplicate_cache_size: int = 8192,
+        duplicate_window: float = 120.0,
     ) -> None:
         apps = tuple(auth_applications)
         self.identity = LocalIdentity(
@@ -239,8 +240,15 @@ class DiameterNode:
         self._peers: dict[str, _Peer] = {}
         self._handlers: dict[tuple[int, int], Handler] = {}
         self._pending: dict[int, _Pending] = {}
-        self._answers: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._answers: OrderedDict[tuple[str, int], tuple[float, bytes]] = OrderedDict()
+        """Recent answers by (Origin-Host, End-to-End id), oldest first, each with when it is forgotten."""
         self._answers_max = duplicate_cache_size
+        self.duplicate_window = duplicate_window
+        """How long an answer is kept for a T-flagged duplicate. A retransmission comes after the sender's
+        failover, at worst two watchdog intervals (RFC 3539 §3.4.1, Tw = 30 s) plus Tx after the original:
+        120 s covers that. Without a time bound the cache kept its last 8,192 answers for good: after a
+        burst, memory held by answers nobody could still ask for (RELIABILITY.md, overload)."""
+        self._answers_timer: asyncio.TimerHandle | None = None
         self._protocols: set[_Protocol] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._server: asyncio.Server | None = None
@@ -321,6 +329,9 @@ class DiameterNode:
         if self.loop is None:  # never started
             return
         self._running = False
+        if self._answers_timer is not None:
+            self._answers_timer.cancel()
+            self._answers_timer = None
         if self._server is not None:
             self._server.close()
         for peer in self._peers.values():
@@ -518,8 +529,9 @@ class DiameterNode:
         origin = codec.text(req.avps, dc.AVP_ORIGIN_HOST) or (peer.host if peer else "")
         key = (origin, h.end_to_end_identifier)
         if h.command_flags & dc.FLAG_RETRANSMIT:
-            cached = self._answers.get(key)
-            if cached is not None:
+            entry = self._answers.get(key)
+            if entry is not None and entry[0] > self.loop.time():
+                cached = entry[1]
                 # Same answer, new Hop-by-Hop id (RFC 6733 §6.2: duplicate detection by E2E + origin).
                 proto.write(cached[:12] + h.hop_by_hop_identifier.to_bytes(4, "big") + cached[16:])
                 return
@@ -568,10 +580,34 @@ class DiameterNode:
             answer.avps = [*avps[:at], *self._origin_avps, *avps[at:]]
         answer.header.command_flags &= ~(dc.FLAG_REQUEST | dc.FLAG_RETRANSMIT)
         data = codec.encode(answer)
-        self._answers[key] = data
-        if len(self._answers) > self._answers_max:
-            self._answers.popitem(last=False)
+        self._remember_answer(key, data)
         proto.write(data)
+
+    def _remember_answer(self, key: tuple[str, int], data: bytes) -> None:
+        now = self.loop.time()
+        self._answers[key] = (now + self.duplicate_window, data)
+        self._answers.move_to_end(key)
+        self._forget_answers(now)
+        if self._answers_timer is None:
+            self._answers_timer = self.loop.call_at(now + self.duplicate_window, self._expire_answers)
+
+    def _forget_answers(self, now: float) -> None:
+        """Drop answers past their window and the oldest beyond the cap (entries are in expiry order)."""
+        answers = self._answers
+        while answers:
+            expires, _ = next(iter(answers.values()))
+            if expires > now and len(answers) <= self._answers_max:
+                return
+            answers.popitem(last=False)
+
+    def _expire_answers(self) -> None:
+        # One timer for the whole cache, re-armed at the oldest entry's expiry: an idle node forgets too.
+        self._answers_timer = None
+        now = self.loop.time()
+        self._forget_answers(now)
+        if self._answers:
+            expires, _ = next(iter(self._answers.values()))
+            self._answers_timer = self.loop.call_at(expires, self._expire_answers)
 
     # ------------------------------------------------------------------ connecting
 

@@ -166,6 +166,60 @@ async def test_duplicate_with_t_flag_answered_from_cache() -> None:
         await ocs.stop()
 
 
+async def test_duplicate_cache_forgets_answers_after_its_window() -> None:
+    """A T-flagged duplicate inside the window gets the cached answer; after it, the request is handled
+    again, and the idle node has forgotten every answer without further traffic (its own timer)."""
+    rec = Recorder()
+    ocs = DiameterNode("ocs1.test", "test", (dc.APP_RO,), duplicate_window=0.4)
+    ocs.register_handler(dc.APP_RO, dc.CMD_CREDIT_CONTROL, rec)
+    await ocs.start(listen=("127.0.0.1", 0))
+    peer = await RawPeer.connect(ocs.listen_port)
+    try:
+        def send(e2e: int, hop: int, retransmit: bool) -> None:
+            req = ccr(e2e)
+            req.avps = [*req.avps, codec.avp(dc.AVP_ORIGIN_HOST, b"raw.test"),
+                        codec.avp(dc.AVP_ORIGIN_REALM, b"test")]
+            req.header.hop_by_hop_identifier, req.header.end_to_end_identifier = hop, e2e
+            if retransmit:
+                req.header.command_flags |= dc.FLAG_RETRANSMIT
+            peer.send(codec.encode(req))
+
+        send(7, 1, False)
+        assert await peer.read_app() is not None
+        send(7, 2, True)
+        assert await peer.read_app() is not None
+        assert len(rec.seen) == 1  # answered from the cache
+        assert len(ocs._answers) == 1
+        await asyncio.sleep(0.6)
+        assert len(ocs._answers) == 0  # forgotten while idle
+        send(7, 3, True)
+        assert await peer.read_app() is not None
+        assert len(rec.seen) == 2  # past the window: handled as new
+    finally:
+        peer.close()
+        await ocs.stop()
+
+
+async def test_duplicate_cache_keeps_its_size_cap() -> None:
+    rec = Recorder()
+    ocs = DiameterNode("ocs1.test", "test", (dc.APP_RO,), duplicate_cache_size=3)
+    ocs.register_handler(dc.APP_RO, dc.CMD_CREDIT_CONTROL, rec)
+    await ocs.start(listen=("127.0.0.1", 0))
+    peer = await RawPeer.connect(ocs.listen_port)
+    try:
+        for e2e in range(1, 6):
+            req = ccr(e2e)
+            req.avps = [*req.avps, codec.avp(dc.AVP_ORIGIN_HOST, b"raw.test"),
+                        codec.avp(dc.AVP_ORIGIN_REALM, b"test")]
+            req.header.hop_by_hop_identifier, req.header.end_to_end_identifier = e2e, e2e
+            peer.send(codec.encode(req))
+            assert await peer.read_app() is not None
+        assert [k[1] for k in ocs._answers] == [3, 4, 5]
+    finally:
+        peer.close()
+        await ocs.stop()
+
+
 async def test_reconnects_after_peer_restart() -> None:
     rec = Recorder()
     ocs = await server("ocs1.test", rec)
