@@ -85,3 +85,22 @@ def test_embedded_server_dies_with_its_parent(tmp_path: Path) -> None:
             raise AssertionError("the embedded server outlived its parent")
     finally:
         parent.kill()
+
+
+def test_every_client_bounds_how_long_a_call_waits(mongo_server: str) -> None:
+    """A stalled server must not hold worker threads forever (socketTimeoutMS; secondnum.mongo)."""
+    import mongoengine
+    from mongoengine.connection import get_connection
+
+    from hss_adapter.cache import ProfileCache
+    from secondnum.mongo import SOCKET_TIMEOUT_MS, connect
+
+    connect(mongo_server, database="t_sockettimeout")
+    cache = ProfileCache.from_uri(mongo_server, "t_sockettimeout")
+    try:
+        clients = {"mongoengine": get_connection(), "profile cache": cache._db.client}
+        for name, client in clients.items():
+            assert client.options.pool_options.socket_timeout == SOCKET_TIMEOUT_MS / 1000, name
+    finally:
+        cache._db.client.close()
+        mongoengine.disconnect()
