@@ -22,6 +22,17 @@ def ccr(n: int = 0) -> Message:
     )
 
 
+def raw_ccr(e2e: int, hop: int, retransmit: bool = False) -> bytes:
+    """A CCR as a raw peer sends it: its own Origin-Host/Realm, the given ids, the T flag if asked."""
+    req = ccr(e2e)
+    req.avps = [*req.avps, codec.avp(dc.AVP_ORIGIN_HOST, b"raw.test"),
+                codec.avp(dc.AVP_ORIGIN_REALM, b"test")]
+    req.header.hop_by_hop_identifier, req.header.end_to_end_identifier = hop, e2e
+    if retransmit:
+        req.header.command_flags |= dc.FLAG_RETRANSMIT
+    return codec.encode(req)
+
+
 class Recorder:
     """A handler recording what reached it; `hold` makes it never answer."""
 
@@ -175,24 +186,15 @@ async def test_duplicate_cache_forgets_answers_after_its_window() -> None:
     await ocs.start(listen=("127.0.0.1", 0))
     peer = await RawPeer.connect(ocs.listen_port)
     try:
-        def send(e2e: int, hop: int, retransmit: bool) -> None:
-            req = ccr(e2e)
-            req.avps = [*req.avps, codec.avp(dc.AVP_ORIGIN_HOST, b"raw.test"),
-                        codec.avp(dc.AVP_ORIGIN_REALM, b"test")]
-            req.header.hop_by_hop_identifier, req.header.end_to_end_identifier = hop, e2e
-            if retransmit:
-                req.header.command_flags |= dc.FLAG_RETRANSMIT
-            peer.send(codec.encode(req))
-
-        send(7, 1, False)
+        peer.send(raw_ccr(7, 1))
         assert await peer.read_app() is not None
-        send(7, 2, True)
+        peer.send(raw_ccr(7, 2, retransmit=True))
         assert await peer.read_app() is not None
         assert len(rec.seen) == 1  # answered from the cache
         assert len(ocs._answers) == 1
         await asyncio.sleep(0.6)
         assert len(ocs._answers) == 0  # forgotten while idle
-        send(7, 3, True)
+        peer.send(raw_ccr(7, 3, retransmit=True))
         assert await peer.read_app() is not None
         assert len(rec.seen) == 2  # past the window: handled as new
     finally:
@@ -208,11 +210,7 @@ async def test_duplicate_cache_keeps_its_size_cap() -> None:
     peer = await RawPeer.connect(ocs.listen_port)
     try:
         for e2e in range(1, 6):
-            req = ccr(e2e)
-            req.avps = [*req.avps, codec.avp(dc.AVP_ORIGIN_HOST, b"raw.test"),
-                        codec.avp(dc.AVP_ORIGIN_REALM, b"test")]
-            req.header.hop_by_hop_identifier, req.header.end_to_end_identifier = e2e, e2e
-            peer.send(codec.encode(req))
+            peer.send(raw_ccr(e2e, e2e))
             assert await peer.read_app() is not None
         assert [k[1] for k in ocs._answers] == [3, 4, 5]
     finally:
