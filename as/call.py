@@ -195,10 +195,11 @@ class Call:
         """Arm the legs' session timers (RFC 4028 §10) from the negotiation of :meth:`answer_caller`."""
         timers = self.timers = CallTimers(self)
         if neg.caller is not None and self.a is not None:
-            timers.add(self.a, neg.caller, peer_allows_update=allows_update(self.invite))
+            timers.add(self.a, neg.caller, peer_allows_update=allows_update(self.invite),
+                       party_sdp=self.invite.body)
         if neg.far is not None and self.b is not None:
             body = far_request.body if far_request is not None else b""
-            timers.add(self.b, neg.far, peer_allows_update=allows_update(far), sdp=body,
+            timers.add(self.b, neg.far, peer_allows_update=allows_update(far), sdp=body, party_sdp=far.body,
                        content_type=far_request.content_type if far_request is not None and body else None)
         timers.start()
 
@@ -313,7 +314,8 @@ class Call:
 
     # --- the end -------------------------------------------------------------------------------------
     async def teardown(self) -> None:
-        """BYE every live side, CCR-T every Ro session with the used seconds, write the CDR. Idempotent."""
+        """BYE every live side and, without waiting for the BYEs' answers, CCR-T every Ro session with the
+        used seconds and write the CDR; returns once the BYEs are answered or failed. Idempotent."""
         if self._tore_down:
             return
         self._tore_down = True
@@ -331,22 +333,21 @@ class Call:
         for side in (self.a, self.b):
             if side is not None:
                 self.detach(side)
-        # The call ends now: a BYE to a party that is gone (session timer expiry) takes Timer F (32 s) to
-        # fail, which must not be charged nor counted in the CDR.
+        # The call ends now, whatever the BYEs do: a BYE to a party that is gone takes Timer F (64*T1) to
+        # fail, and neither the charged time nor the OCS reservation (RFC 4006 §5.6: CCR-T when the
+        # service ends) nor the CDR may wait for it. The BYEs go out first, the CCR-T in parallel.
         end = cdr.utcnow()
         now = self.loop_time
-        await asyncio.gather(*byes, return_exceptions=True)
-        for session, side in self.ro_sessions:
-            used = 0
-            if side is not None and id(side) in self.answered_at:
-                used = math.ceil(now - self.answered_at[id(side)])
-            try:
-                # Idempotent: after a final-unit release the client has already reported the units.
-                await session.terminate(used)
-            except Exception:
-                log.exception("ccr_t_failed", session=session.session_id)
-            if side is not None and side.record is not None:
-                side.record.charged_seconds = session.core.total_used
+        *_, closed = await asyncio.gather(*byes, self._close(end, now), return_exceptions=True)
+        if isinstance(closed, BaseException):
+            log.error("call_close_failed", call_id=self.invite.call_id, error=repr(closed))
+
+    async def _close(self, end: dt.datetime, now: float) -> None:
+        """CCR-T of every Ro session with the seconds used up to ``now``, then the CDR (ended at ``end``)."""
+        if len(self.ro_sessions) == 1:  # the usual case, without a task per session
+            await self._terminate(*self.ro_sessions[0], now)
+        else:
+            await asyncio.gather(*(self._terminate(session, side, now) for session, side in self.ro_sessions))
         for leg in self.record.legs:
             if leg.end_at is None:
                 leg.end_at = end
@@ -355,6 +356,18 @@ class Call:
         if self.record.answer_at is not None and self.record.disposition is Disposition.FAILED:
             self.record.disposition = Disposition.ANSWERED
         self.server.write_cdr(self.record)
+
+    async def _terminate(self, session: RoSession, side: Side | None, now: float) -> None:
+        used = 0
+        if side is not None and id(side) in self.answered_at:
+            used = math.ceil(now - self.answered_at[id(side)])
+        try:
+            # Idempotent: after a final-unit release the client has already reported the units.
+            await session.terminate(used)
+        except Exception:
+            log.exception("ccr_t_failed", session=session.session_id)
+        if side is not None and side.record is not None:
+            side.record.charged_seconds = session.core.total_used
 
     async def wait_end(self, limit: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -21,7 +21,16 @@ UPDATEs in the early dialogs pass in both directions.
 * A far side answering without an early relay gets the INVITE's tag when it is free, else a fresh one.
 * Early dialogs are registered in the endpoint's dialog table (PRACK/UPDATE are in-dialog requests) and
   reused when the call is answered (CSeq and SDP origin continuity); the others are dropped at the end.
-* The AS's own 181/180 are reliable only when the caller requires 100rel.
+* The AS's own 181/180 are reliable only when the caller requires 100rel. The 180 of a ringing far dialog
+  goes in the caller early dialog linked to it; for a far dialog without one, in the INVITE's dialog while
+  no other far dialog holds it, else in a fresh one that its 2xx then uses too (one caller early dialog per
+  far early dialog, as above).
+* 199 Early Dialog Terminated (RFC 6228): when a far early dialog linked to a caller early dialog ends with
+  a non-2xx (or times out) while the caller's final response does not follow at once (other targets still
+  ring, or voicemail answers next in a dialog of its own), a caller that lists ``199`` in Supported/Require
+  gets a 199 in that dialog (same To tag, ``Reason`` = the far final response, no body), reliably when that
+  dialog uses 100rel (RFC 6228 §8); never after the final response, never for the answered dialog, never
+  twice. The dialog then takes no more requests (481) and no 2xx goes in it.
 
 Only calls that use 100rel or get early media create this object.
 """
@@ -30,7 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from appserver.call import relayed_headers
@@ -57,6 +66,69 @@ log = get_logger(__name__)
 # Headers of a far 18x that are per hop (ours are set by the responder) or not relayed as they stand.
 _HOP_BY_HOP = frozenset({"require", "supported", "rseq"})
 PRACK_TIMEOUT_REASON = 'SIP;cause=500;text="No PRACK"'
+OPTION_199 = "199"  # RFC 6228 option tag
+
+
+FarKey = tuple[str, str]
+"""A far early dialog: (the leg's Call-ID, the far side's To tag)."""
+
+
+class CallerTags:
+    """Which early dialog towards the caller (a To tag of the AS) shows which far early dialog (sans-IO).
+
+    A forking proxy shows each far early dialog with its own To tag (RFC 3261 §13.2.2.4, §19.3); the AS
+    does the same: the INVITE's tag (the one of our 181) goes to the first far dialog whose session
+    description is relayed, every other far dialog that shows something gets a fresh tag, and a far
+    dialog keeps its tag from its first 180 or 18x to its 2xx. The INVITE's tag also carries our 180 for
+    a far dialog that has no tag of its own while no far dialog holds it. A tag ended by a 199 (RFC 6228)
+    or holding another far dialog's session description is never given to an answer.
+    """
+
+    __slots__ = ("_fresh", "invite_tag", "linked", "shown", "terminated")
+
+    def __init__(self, invite_tag: str, fresh: Callable[[], str] = new_tag) -> None:
+        self.invite_tag = invite_tag
+        self._fresh = fresh
+        self.shown: dict[FarKey, str] = {}
+        """Far dialog -> the caller tag its 18x (relayed) or our 180 for it went in (INVITE's tag for
+        an unlinked far dialog's 180 is not recorded: it may belong to another far dialog later)."""
+        self.linked: set[str] = set()
+        """Caller tags carrying a far dialog's session description (one each, RFC 3264)."""
+        self.terminated: set[str] = set()
+        """Caller tags ended by our 199 (RFC 6228)."""
+
+    def _invite_tag_free(self) -> bool:
+        return self.invite_tag not in self.linked and self.invite_tag not in self.terminated
+
+    def link(self, far: FarKey) -> str:
+        """The caller tag for ``far``'s session description (its first 18x with SDP relayed)."""
+        tag = self.shown.get(far)
+        if tag is None:
+            tag = self.shown[far] = self.invite_tag if self._invite_tag_free() else self._fresh()
+        self.linked.add(tag)
+        return tag
+
+    def ringing(self, far: FarKey) -> str:
+        """The caller tag for our 180 on behalf of ``far``."""
+        tag = self.shown.get(far)
+        if tag is None:
+            if self._invite_tag_free():
+                return self.invite_tag
+            tag = self.shown[far] = self._fresh()
+        return tag
+
+    def answer(self, far: FarKey) -> str:
+        """The caller tag for the 2xx when ``far`` answered (``("", "")``: voicemail, no far dialog)."""
+        tag = self.shown.get(far)
+        if tag is not None and tag not in self.terminated:
+            return tag
+        return self.invite_tag if self._invite_tag_free() else self._fresh()
+
+    def ended(self, leg_call_id: str) -> list[str]:
+        """The caller tags shown for the far dialogs of a leg that ended (forgotten; linked tags stay
+        taken)."""
+        keys = [key for key in self.shown if key[0] == leg_call_id]
+        return [self.shown.pop(key) for key in keys]
 
 
 class FarEarly:
@@ -79,12 +151,14 @@ class EarlyDialogs:
         invite = call.invite
         self.caller_100rel = has_option(invite, OPTION_100REL)
         self.caller_requires_100rel = "require" in invite.headers and OPTION_100REL in invite.require
+        self.caller_199 = has_option(invite, OPTION_199)
         self.responders: dict[str, ReliableResponder] = {}  # per caller early dialog (To tag)
         self.caller_sides: dict[str, Side] = {}
         self.far: dict[tuple[str, str], FarEarly] = {}
         self.receivers: dict[str, ReliableReceiver] = {}
         self.pending: dict[tuple[str, int], tuple[FarEarly, RAck]] = {}  # (caller tag, our RSeq)
         self.linked: dict[str, FarEarly] = {}  # caller early dialog tag -> the far early dialog behind it
+        self.tags = CallerTags(call.inc.to_tag)
         # Flow C: the far early dialog whose offer the customer answered (third-party call control).
         self.bridged: FarEarly | None = None
         self.lock = asyncio.Lock()
@@ -92,21 +166,28 @@ class EarlyDialogs:
         self.tasks: set[asyncio.Task[None]] = set()
 
     # --- towards the caller -----------------------------------------------------------------------------
-    def send_own(self, status: int, reason: str | None = None) -> None:
-        """A 1xx the AS itself sends (181, 180): reliable only when the caller requires 100rel."""
+    def send_own(self, status: int, reason: str | None = None, tag: str | None = None) -> None:
+        """A 1xx the AS itself sends (181, 180) in caller early dialog ``tag`` (default: the INVITE's):
+        reliable only when the caller requires 100rel."""
         inc = self.call.inc
         if inc.final_sent:
             return
+        tag = tag or inc.to_tag
         if not self.caller_requires_100rel:
-            inc.respond(status, reason)
+            inc.respond(status, reason, to_tag=tag)
             return
         try:
-            self._caller_side(inc.to_tag)
+            self._caller_side(tag)
         except SipError as exc:  # e.g. an INVITE without Contact: no early dialog to PRACK in
             log.warning("caller_early_dialog_unusable", call_id=inc.request.call_id, error=str(exc))
-            inc.respond(status, reason)
+            inc.respond(status, reason, to_tag=tag)
             return
-        self._responder(inc.to_tag).send(inc.create_response(status, reason))
+        self._responder(tag).send(inc.create_response(status, reason, to_tag=tag))
+
+    def ringing_tag(self, leg_call_id: str, far_tag: str) -> str:
+        """The caller early dialog for the AS's 180 on behalf of far dialog (``leg_call_id``, ``far_tag``)
+        (:meth:`CallerTags.ringing`): the far dialog's own, so its 2xx later goes in the same one."""
+        return self.tags.ringing((leg_call_id, far_tag))
 
     def _responder(self, tag: str) -> ReliableResponder:
         responder = self.responders.get(tag)
@@ -220,9 +301,7 @@ class EarlyDialogs:
         tag = far.caller_tag
         if tag is not None:
             return self._caller_side(tag)
-        tag = self.call.inc.to_tag
-        if tag in self.linked:
-            tag = new_tag()
+        tag = self.tags.link((far.leg_call_id, far.side.dialog.remote_tag))
         side = self._caller_side(tag)
         far.caller_tag = tag
         self.linked[tag] = far
@@ -269,13 +348,45 @@ class EarlyDialogs:
             return None
         return resp
 
-    def leg_ended(self, leg_call_id: str) -> None:
-        """A far leg got a final non-2xx (or timed out): its early dialogs are gone."""
+    def leg_ended(self, leg_call_id: str, final: SipResponse | None = None, notify: bool = False) -> None:
+        """A far leg got a final non-2xx ``final`` (``None``: timed out): its early dialogs are gone. With
+        ``notify`` (the caller's final response does not follow at once) the caller early dialogs the AS
+        showed for them get a 199 (RFC 6228, module docstring)."""
         for key, far in list(self.far.items()):
             if key[0] == leg_call_id:
                 far.side.dialog.terminate()
                 self.call.detach(far.side)
                 del self.far[key]
+        for tag in self.tags.ended(leg_call_id):
+            if notify:
+                self._terminated(tag, final)
+
+    def _terminated(self, tag: str, final: SipResponse | None) -> None:
+        """RFC 6228: 199 Early Dialog Terminated in caller early dialog ``tag`` (as a forking proxy sends it
+        for a branch whose final response it does not forward)."""
+        call = self.call
+        inc = call.inc
+        if (not self.caller_199 or tag in self.tags.terminated or inc.final_sent or inc.cancelled.is_set()
+                or call.ended.is_set()):
+            return
+        self.tags.terminated.add(tag)
+        status, text = (final.status, final.reason_phrase) if final is not None else (408, "Request Timeout")
+        text = text.replace("\\", "").replace('"', "")
+        resp = inc.create_response(199, "Early Dialog Terminated", to_tag=tag,
+                                   headers=[("Reason", f'SIP;cause={status};text="{text}"')])
+        # Reliable when the dialog's 18x were (RFC 6228 §8; RFC 3262 §3 when the caller requires 100rel).
+        reliable = tag in self.responders or self.caller_requires_100rel
+        if reliable:
+            try:
+                self._caller_side(tag)  # its PRACK is an in-dialog request of that early dialog
+            except SipError:
+                reliable = False
+        if reliable:
+            self._responder(tag).send(resp)
+        else:
+            inc.send(resp)
+        log.info("early_dialog_terminated", call_id=call.invite.call_id, to_tag=tag, cause=status,
+                 reliable=reliable)
 
     # --- in-dialog requests of early dialogs --------------------------------------------------------------
     async def on_request(self, inc: IncomingRequest, side: Side) -> None:
@@ -336,6 +447,9 @@ class EarlyDialogs:
         Relays are serialised: an UPDATE from one side waits until the other side's relayed UPDATE was
         answered, so neither party sees a request while its own offer is pending at the AS; a true glare
         is then settled by the parties themselves (491, RFC 3311 §5.2) and that answer relayed."""
+        if side.role is Role.CALLER and side.dialog.local_tag in self.tags.terminated:
+            inc.respond(481)  # ended by our 199 (RFC 6228)
+            return
         peer = self._peer(side)
         if peer is None or not peer.alive:
             # Not the relayed early dialog: nobody to negotiate with (500 + Retry-After keeps the dialog).
@@ -370,11 +484,7 @@ class EarlyDialogs:
         """Our To tag for the caller's 2xx when far dialog (``leg_call_id``, ``far_tag``) answered: its
         linked caller early dialog; else the INVITE's tag, unless that one carries another far side's early
         offer/answer (then a dialog of its own, so the caller never sees two answers in one dialog)."""
-        for tag, far in self.linked.items():  # adopt_far may have taken it out of self.far already
-            if far.leg_call_id == leg_call_id and far.side.dialog.remote_tag == far_tag:
-                return tag
-        tag = self.call.inc.to_tag
-        return new_tag() if tag in self.linked else tag
+        return self.tags.answer((leg_call_id, far_tag))
 
     def adopt_caller(self, tag: str) -> Side | None:
         """The caller's early dialog ``tag`` becoming the confirmed caller side (CSeq continuity)."""
@@ -411,6 +521,7 @@ class EarlyDialogs:
         self.caller_sides.clear()
         self.far.clear()
         self.linked.clear()
+        self.tags.shown.clear()
         self.pending.clear()
         for task in self.tasks:
             task.cancel()

@@ -26,10 +26,8 @@ from secondnum.sip import (
     ClientTransactionHandle,
     HistoryInfoEntry,
     SipError,
-    SipRequest,
     SipResponse,
     SipURI,
-    session_timer,
     uri_destination,
 )
 from secondnum.sip.reliable import Verdict, is_reliable
@@ -123,20 +121,28 @@ class ForwardAttempt:
                     leg.request, leg.handle.transport, Role.FORWARD, resp) and resp.status == 180:
                 self.ringing_sent = True  # early media in an unreliable 180 (RFC 3960 §2): relayed as is
             if resp.status == 180 and not self.ringing_sent and not self.call.inc.final_sent:
-                self.call.send_provisional(180)
+                early = self.call.early
+                if early is not None:  # in the caller early dialog of that far dialog (appserver.early)
+                    early.send_own(180, None, early.ringing_tag(leg.request.call_id, resp.to.tag or ""))
+                else:
+                    self.call.send_provisional(180)
                 self.ringing_sent = True
             return self.forwarder.on_provisional(leg_id, resp.status, now)
-        if self.call.early is not None and (kind != "final" or resp is None or not resp.is_success):
-            self.call.early.leg_ended(leg.request.call_id)
         if kind == "final" and resp is not None:
             leg.final = resp
             leg.record.status = resp.status
             if resp.is_success:
                 return self.forwarder.on_answer(leg_id, now)
             self.history = mark_failed(self.history, leg.history_index, resp.status)
-            return self.forwarder.on_failure(leg_id, resp.status, now)
-        leg.record.status = 408  # Timer B or a transport error: no final response (RFC 3261 §8.1.3.1)
-        return self.forwarder.on_failure(leg_id, 408, now)
+            actions = self.forwarder.on_failure(leg_id, resp.status, now)
+        else:
+            leg.record.status = 408  # Timer B or a transport error: no final response (RFC 3261 §8.1.3.1)
+            actions = self.forwarder.on_failure(leg_id, 408, now)
+        if self.call.early is not None:
+            # RFC 6228: a 199 for its early dialogs unless the caller's final response follows at once.
+            self.call.early.leg_ended(leg.request.call_id, resp,
+                                      notify=not any(isinstance(a, Fail) for a in actions))
+        return actions
 
     def _apply(self, actions: list[Action]) -> Connect | Divert | Fail | None:
         result: Connect | Divert | Fail | None = None
@@ -209,19 +215,15 @@ class ForwardAttempt:
         """RFC 4028 §7.3: 422 Session Interval Too Small: the same INVITE once more (same Call-ID, next
         CSeq) with Session-Expires raised to the far side's Min-SE."""
         leg = self.legs[leg_id]
-        fields = session_timer.retry_after_422(leg.request, resp)
-        if fields is None or self.call.ended.is_set() or self.call.inc.cancelled.is_set():
+        if self.call.ended.is_set() or self.call.inc.cancelled.is_set():
             return None
-        old = leg.request
-        req = SipRequest(old.method, old.raw_uri, old.headers.copy(), old.body)
-        req.remove_header("via")
-        req.set_header("cseq", f"{old.cseq.seq + 1} INVITE")
-        for name, value in fields:
-            req.set_header(name, value)
+        req = legs.retried_after_422(leg.request, resp)
+        if req is None:
+            return None
         leg.request = req
         leg.handle = self.call.server.ep.request(req, leg.handle.dest, leg.handle.transport)
         log.info("forward_leg_retried_422", call_id=self.call.invite.call_id, leg_call_id=req.call_id,
-                 session_expires=fields[0][1])
+                 session_expires=req.headers.get("session-expires"))
         return leg.handle
 
     async def _watch_cancel(self) -> None:

@@ -21,8 +21,8 @@ from secondnum.entropy import random_bytes, random_hex
 from secondnum.identity import tel_uri
 from secondnum.sip.fields import Diversion, HistoryInfoEntry, PChargingVector
 from secondnum.sip.headers import Headers
-from secondnum.sip.message import SipRequest, new_tag
-from secondnum.sip.session_timer import TimerConfig, request_headers
+from secondnum.sip.message import SipRequest, SipResponse, new_tag
+from secondnum.sip.session_timer import TimerConfig, request_headers, retry_after_422
 from secondnum.sip.uri import NameAddr, SipURI
 
 USER_AGENT = "secondnum-as"
@@ -31,9 +31,10 @@ ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, REFER, NOTIFY, INFO, PRACK"
 # Option tags the AS serves when a request requires them (RFC 3261 §8.2.2.3; anything else gets 420):
 # 100rel (RFC 3262: reliable 1xx relayed with PRACK), precondition (RFC 3312: passed through to the far leg,
 # the AS does not look at the SDP preconditions) and timer (RFC 4028: negotiated per leg and enforced,
-# appserver.session_timer).
-SERVED_OPTIONS = frozenset({"100rel", "precondition", "timer"})
-SUPPORTED = "100rel, precondition, timer"  # what OPTIONS answers (RFC 3261 §11.2)
+# appserver.session_timer) and 199 (RFC 6228: the AS sends 199 for the caller early dialogs it ends,
+# appserver.early; a UAC lists it in Supported, but a Require naming it is served too).
+SERVED_OPTIONS = frozenset({"100rel", "precondition", "timer", "199"})
+SUPPORTED = "100rel, precondition, timer, 199"  # what OPTIONS answers (RFC 3261 §11.2)
 # Extensions a forwarded leg inherits from the caller's INVITE (end-to-end, TS 24.229 §5.7.5).
 PASSED_OPTIONS = ("precondition", "timer")
 DEFAULT_TIMERS = TimerConfig()  # [as] session_expires / min_se defaults (appserver.settings)
@@ -73,6 +74,21 @@ def session_timer_headers(req: SipRequest | None,
     continued, else the AS's own (``[as] session_expires``/``min_se``); the leg then lists ``timer`` in
     Supported."""
     return request_headers(req, config)
+
+
+def retried_after_422(request: SipRequest, resp: SipResponse) -> SipRequest | None:
+    """RFC 4028 §7.3: the INVITE once more after ``422 Session Interval Too Small`` (same Call-ID, next CSeq,
+    no Via: a new transaction) with Session-Expires raised to the response's Min-SE; None when the 422 gives
+    nothing to raise it to."""
+    fields = retry_after_422(request, resp)
+    if fields is None:
+        return None
+    req = SipRequest(request.method, request.raw_uri, request.headers.copy(), request.body)
+    req.remove_header("via")
+    req.set_header("cseq", f"{request.cseq.seq + 1} INVITE")
+    for name, value in fields:
+        req.set_header(name, value)
+    return req
 
 
 def new_call_id(host: str) -> str:
@@ -169,26 +185,34 @@ def media_uri(media: SipURI, service: str, mailbox: str, network_auth: bool = Fa
 def voicemail_invite(*, ruri: SipURI, caller_from: NameAddr, caller_pai: NameAddr | None, contact: SipURI,
                      call_id: str, pcv: PChargingVector | None, history: Sequence[HistoryInfoEntry],
                      diversion: Sequence[Diversion], body: bytes, content_type: str | None,
-                     privacy: Sequence[str] = ()) -> SipRequest:
+                     privacy: Sequence[str] = (), timer: Sequence[tuple[str, str]] = ()) -> SipRequest:
     """The INVITE to media (flows A.6 and B): the caller's identity is kept for the message envelope, with
-    the caller's Privacy (media is inside the trust domain and withholds the number, TS 24.607 OIR)."""
+    the caller's Privacy (media is inside the trust domain and withholds the number, TS 24.607 OIR).
+    ``timer``: the leg's Session-Expires/Min-SE (:func:`session_timer_headers`, RFC 4028 §7.1), with
+    ``timer`` then in Supported, as on a forwarded leg."""
     from_ = NameAddr(caller_from.uri.copy(), caller_from.display, {"tag": new_tag()})
     to = NameAddr(SipURI(ruri.scheme, ruri.user, ruri.host, ruri.port))
     return _build(ruri, from_=from_, to=to, contact=contact, call_id=call_id, route=(), pai=caller_pai,
                   pcv=pcv, history=history, diversion=diversion, body=body, content_type=content_type,
-                  extra=[("Privacy", "; ".join(privacy))] if privacy else ())
+                  extra=[*timer, *([("Privacy", "; ".join(privacy))] if privacy else [])],
+                  supported=["timer"] if timer else ())
 
 
 def outgoing_invite(*, destination: SipURI, did: str, scscf: SipURI, contact: SipURI, call_id: str,
                     domain: str, body: bytes = b"", content_type: str | None = None,
-                    supported: Sequence[str] = (), extra: Sequence[tuple[str, str]] = ()) -> SipRequest:
+                    supported: Sequence[str] = (), extra: Sequence[tuple[str, str]] = (),
+                    privacy: LegPrivacy = NO_PRIVACY) -> SipRequest:
     """The INVITE the AS originates for the DID (flow C.4), with ``orig`` on the S-CSCF Route; ``extra``
-    carries the AS's own session-timer fields (RFC 4028 §7.1)."""
+    carries the AS's own session-timer fields (RFC 4028 §7.1), ``privacy`` the customer's Privacy
+    (:func:`appserver.privacy.outgoing_leg`: anonymous From, P-Asserted-Identity still the DID)."""
     route_uri = scscf.copy()
     route_uri.params["lr"] = None
     route_uri.params["orig"] = None
     did_uri = SipURI.parse(tel_uri(did))
-    return _build(destination, from_=NameAddr(did_uri, None, {"tag": new_tag()}),
+    from_ = anonymous_from() if privacy.anonymous_from else NameAddr(did_uri, None, {"tag": new_tag()})
+    if privacy.header is not None:
+        extra = [*extra, ("Privacy", privacy.header)]
+    return _build(destination, from_=from_,
                   to=NameAddr(destination.copy()), contact=contact, call_id=call_id,
                   route=[NameAddr(route_uri)], pai=NameAddr(did_uri.copy()),
                   pcv=fresh_charging_vector(domain), history=(), diversion=(), body=body,

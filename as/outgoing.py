@@ -3,7 +3,8 @@
 Media sends REFER inside the vm-access dialog (RFC 3515 §2.4); the AS answers 202, reports progress with
 NOTIFY ``message/sipfrag`` (RFC 3515 §2.4.4-§2.4.5), authorises the call as an originating call of the DID
 (TS 32.299, Role-Of-Node ORIGINATING), sends it to the S-CSCF with ``orig`` on the Route and the DID as
-P-Asserted-Identity (TS 24.229 §5.7.3), bridges the customer with a re-INVITE (third-party call control,
+P-Asserted-Identity (TS 24.229 §5.7.3) and the customer's Privacy (OIR, TS 24.607; see
+:func:`appserver.privacy.outgoing_leg`), bridges the customer with a re-INVITE (third-party call control,
 RFC 3725 §4.2) and releases the media leg. A refusal by the OCS (4012 -> 402, 4010 -> 403) goes back to
 media as the sipfrag status, so media can say so and offer the menu again.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from appserver import legs
+from appserver import legs, privacy
 from appserver.call import Call
 from appserver.cdr import Disposition, Flow
 from appserver.outleg import CANCEL_REASONS, OutLeg, charge, close_charging, release_late
@@ -84,8 +85,11 @@ async def _outgoing(call: Call, media: Side, target: SipURI) -> None:
         await _notify(media, _sipfrag(484), final=True)
         return
     destination = SipURI.parse(tel_uri(digits))
-    record = call.record.leg(Role.OUTGOING, "", str(destination), tel_uri(call.record.did),
-                             tel_uri(call.record.did))
+    # The customer's own INVITE (the access call) said whether to show them (OIR, TS 24.607): flows.run
+    # recorded its priv-values.
+    leg_privacy = privacy.outgoing_leg(privacy.Privacy(call.record.privacy) if call.record.privacy else None)
+    shown_from = privacy.ANONYMOUS_URI if leg_privacy.anonymous_from else tel_uri(call.record.did)
+    record = call.record.leg(Role.OUTGOING, "", str(destination), shown_from, tel_uri(call.record.did))
     try:
         session = await charge(call, RoleOfNode.ORIGINATING, tel_uri(call.record.did), str(destination),
                                "outgoing")
@@ -99,7 +103,7 @@ async def _outgoing(call: Call, media: Side, target: SipURI) -> None:
                                contact=server.ep.local_contact(transport=server.scscf_transport),
                                call_id=legs.new_call_id(server.host), domain=server.settings.domain,
                                supported=[*legs.outgoing_options(call.invite), *(["timer"] if timer else [])],
-                               extra=timer)
+                               extra=timer, privacy=leg_privacy)
     record.call_id = req.call_id
     dest, transport = uri_destination(server.scscf_uri, server.scscf_transport)
     handle = server.ep.request(req, dest, transport)

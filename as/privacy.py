@@ -15,6 +15,13 @@ privacy intact on the legs it creates, so that the boundary (P-CSCF/IBCF of the 
   history`` (RFC 7044 §10.1: every History-Info entry is private) and each SIP-URI entry also gets the
   escaped ``Privacy=history`` header of RFC 7044 §10.1.2 so that the marking survives a downstream
   element that rewrites the request's Privacy header. A tel URI has no header component (RFC 3966).
+* Outgoing leg of flow C (the customer's call from the voicemail menu, placed for the DID): the customer
+  is the originator, so the Privacy of the customer's own INVITE (the access call) applies to it, as an
+  originating AS applies OIR (TS 24.607 §4.5.2.5): P-Asserted-Identity stays the DID (trusted, removed by
+  the boundary's privacy service, RFC 3325 §9.3), ``Privacy`` carries the customer's values with ``id``
+  added when the identity is to be hidden (the asserted DID is what ``id`` withholds), and the From is the
+  anonymous one (RFC 3323 §4.1.1.3; TS 24.607: the originating AS anonymises From or adds ``user``; From is
+  end to end, so it must not show the DID).
 * ``none`` with other values is contradictory (RFC 3323 §4.2); the AS keeps the other values (fail safe).
 
 Only calls whose INVITE has a Privacy header pay for any of this (:func:`requested` is one dict lookup).
@@ -93,6 +100,21 @@ def forward_leg(privacy: Privacy | None, present_did: bool) -> LegPrivacy:
         return NO_PRIVACY
     kept = [v for v in privacy.values if v in ("history", "critical")]
     return LegPrivacy(False, "; ".join(kept), True)
+
+
+def outgoing_leg(privacy: Privacy | None) -> LegPrivacy:
+    """The privacy of flow C's outgoing leg from the customer's own request (module docstring).
+
+    No History-Info is sent on that leg, so nothing is marked; ``history`` is still passed on (it covers
+    entries added downstream, RFC 7044 §10.1)."""
+    if privacy is None or privacy.values == ("none",):
+        return NO_PRIVACY
+    values = list(privacy.values)
+    hides = privacy.hides_identity
+    if hides and "id" not in values:
+        # RFC 3325 §9.3: only ``id`` makes the boundary withhold the P-Asserted-Identity (here the DID).
+        values.insert(values.index("critical") if "critical" in values else len(values), "id")
+    return LegPrivacy(hides, "; ".join(values), False)
 
 
 def anonymous_from() -> NameAddr:

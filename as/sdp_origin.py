@@ -14,6 +14,20 @@ import re
 _O_LINE = re.compile(rb"^o=(\S+) (\S+) (\S+) (\S+) (\S+) (\S+)[ \t]*(?=\r?$)", re.MULTILINE)
 
 
+def description(body: bytes) -> bytes | None:
+    """The session description without its ``o=`` line, what tells whether a party changed its session
+    (RFC 3264 §8); None when ``body`` is not SDP."""
+    m = _O_LINE.search(body)
+    return None if m is None else body[:m.start()] + body[m.end():]
+
+
+def version(body: bytes) -> tuple[bytes, bytes] | None:
+    """The ``o=`` session id and version of ``body`` (RFC 4566 §5.2): a party bumps the version when its
+    description changes and keeps it when not (RFC 3264 §8); None when not SDP."""
+    m = _O_LINE.search(body)
+    return None if m is None else (m.group(2), m.group(3))
+
+
 class OriginKeeper:
     """The ``o=`` state of what this leg has been sent."""
 
@@ -25,6 +39,12 @@ class OriginKeeper:
         self._last_body: bytes | None = None
         self.sent: bytes | None = None
         """The last session description sent to this leg (a session refresh by re-INVITE repeats it)."""
+
+    @property
+    def last_description(self) -> bytes | None:
+        """The last description sent to this leg without its ``o=`` line (:func:`description`), None before
+        the first: this party's view of the other one."""
+        return self._last_body
 
     def rewrite(self, body: bytes) -> bytes:
         """The body to send: the first one unchanged, later ones with our origin and a bumped version."""

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import Counter
 
+from appserver.sdp_origin import description, version
 from appserver.side import Side
 from secondnum.log import get_logger
 from secondnum.sip import SipRequest, SipResponse
@@ -55,15 +56,17 @@ _EXPIRED, _REFRESHED, _FAILED = (EVENTS.labels(e) for e in ("expired", "refreshe
 class LegState:
     """One leg's timer plus what the AS needs to refresh it."""
 
-    __slots__ = ("content_type", "fallback_sdp", "side", "timer", "update")
+    __slots__ = ("content_type", "fallback_sdp", "party_version", "side", "timer", "update")
 
     def __init__(self, side: Side, timer: SessionTimer, update: bool, fallback_sdp: bytes,
-                 content_type: str | None) -> None:
+                 content_type: str | None, *, party_version: tuple[bytes, bytes] | None = None) -> None:
         self.side = side
         self.timer = timer
         self.update = update
         self.fallback_sdp = fallback_sdp
         self.content_type = content_type
+        self.party_version = party_version
+        """o= session id and version of the last description known from this party (RFC 3264 §8)."""
 
 
 class CallTimers:
@@ -78,10 +81,13 @@ class CallTimers:
         self._handle: asyncio.TimerHandle | None = None
 
     def add(self, side: Side, leg: LegTimer, *, peer_allows_update: bool, sdp: bytes = b"",
-            content_type: str | None = None) -> None:
-        """A leg's timer from now (its 2xx has just been exchanged, §10); arm them with :meth:`start`."""
+            content_type: str | None = None, party_sdp: bytes = b"") -> None:
+        """A leg's timer from now (its 2xx has just been exchanged, §10); arm them with :meth:`start`.
+        ``sdp``: what the AS offered that party (repeated by a re-INVITE refresh when nothing went through
+        the leg's origin keeper); ``party_sdp``: that party's own last description, if known."""
         timer = SessionTimer(leg.mode, leg.interval, self._loop.time())
-        self.legs.append(LegState(side, timer, peer_allows_update, sdp, content_type))
+        self.legs.append(LegState(side, timer, peer_allows_update, sdp, content_type,
+                                  party_version=version(party_sdp)))
 
     def start(self) -> None:
         self._arm()
@@ -194,6 +200,8 @@ class CallTimers:
                 out, resp = await side.request("INVITE", body, ctype if body else None, headers)
                 if resp.is_success:
                     side.ack(out)
+                    if _new_version(leg, resp.body) and not call.ended.is_set():
+                        await self._pass_on_change(side, resp)
         if call.ended.is_set():
             return
         log.info("session_refreshed", call_id=call.invite.call_id, role=str(side.role), method=out.method,
@@ -216,6 +224,70 @@ class CallTimers:
             timer.refresh_failed(self._loop.time())
         self._arm()
 
+    async def _pass_on_change(self, side: Side, answer: SipResponse) -> None:
+        """The party answered our refresh offer with a changed session description (RFC 3264 §8: it may
+        change its media in any answer): the other party still has the old one, so it gets the new one in a
+        re-INVITE (the relay lock is held), and if its answer changes what this party has, that goes back the
+        same way, once (no ping-pong). A 408/481 ends the call as for any in-dialog request."""
+        call = self.call
+        peer = call.peer_of(side)
+        if peer is None or not peer.alive or not _changed(call, peer, answer.body):
+            return
+        log.info("session_refresh_answer_changed", call_id=call.invite.call_id, role=str(side.role))
+        back = await self._reoffer(peer, answer)
+        if back is None or not back.body or not side.alive:
+            return
+        peer_leg = next((leg for leg in self.legs if leg.side is peer), None)
+        if (peer_leg is None or _new_version(peer_leg, back.body)) and _changed(call, side, back.body):
+            await self._reoffer(side, back)
+
+    async def _reoffer(self, to: Side, source: SipResponse) -> SipResponse | None:
+        """re-INVITE ``to`` with the description of ``source`` and ACK its 2xx; None if the call ended."""
+        call = self.call
+        body, ctype = source.body, source.content_type
+        headers = [("Allow", call.server.allow)]
+        leg = next((leg for leg in self.legs if leg.side is to), None)
+        if leg is not None:
+            # Every re-INVITE is a refresh (§10) and one without Session-Expires would turn the party's timer
+            # off (§9): keep the leg's interval and refresher (the party itself when it refreshes).
+            refresher = "uas" if leg.timer.mode is Mode.PEER else "uac"
+            headers += [("Session-Expires", f"{int(leg.timer.interval)};refresher={refresher}"),
+                        ("Supported", "timer")]
+        out, resp = await to.request("INVITE", to.sdp(body, ctype), ctype, headers)
+        if not resp.is_success:
+            call.check_peer_gone(resp.status, to)
+            return None
+        to.ack(out)
+        if leg is not None:
+            leg.timer.refreshed(self._loop.time())
+            self._arm()
+        return None if call.ended.is_set() else resp
+
+
+def _new_version(leg: LegState, body: bytes) -> bool:
+    """The party's description in ``body`` has another o= version than the last one known from it, which
+    is then remembered (RFC 3264 §8: an unchanged description keeps its version, so a codec subset in an
+    answer with the same version is no change). Unknown before: remembered, not a change."""
+    new = version(body)
+    if new is None:
+        return False
+    old, leg.party_version = leg.party_version, new
+    return old is not None and old != new
+
+
+def _changed(call: Call, side: Side, body: bytes) -> bool:
+    """``body`` (from the other party) is not what ``side``'s party was last given (o= line aside)."""
+    new = description(body)
+    if new is None:
+        return False
+    seen = side.origin.last_description
+    if seen is None and side is call.b and call.invite.body:
+        # The far leg of flows A and B was offered the caller's INVITE body as is, not through its keeper:
+        # record it now, so that what we pass on keeps the origin that party saw first (RFC 3264 §8).
+        side.sdp(call.invite.body, call.invite.content_type)
+        seen = side.origin.last_description
+    return seen is not None and seen != new
+
 
 def allows_update(msg: SipRequest | SipResponse) -> bool:
     return allows(msg, "UPDATE")
@@ -224,13 +296,16 @@ def allows_update(msg: SipRequest | SipResponse) -> bool:
 def time_own_leg(call: Call, side: Side, request: SipRequest, response: SipResponse) -> None:
     """Start the timer of a leg the AS originated on its own (flow C's outgoing leg, §7.4), next to the
     caller's leg timer if there is one."""
+    timers = call.timers
+    if timers is not None:
+        # The leg it replaces (media, after REFER) is gone: its timer must not end or refresh the call.
+        timers.legs = [s for s in timers.legs if s.side is call.a]
     leg = uac_leg(request, response)
     if leg is None:
+        if timers is not None:
+            timers.start()
         return
-    timers = call.timers
     if timers is None:
         timers = call.timers = CallTimers(call)
-    # The leg it replaces (media, after REFER) is gone: its timer must not end the call.
-    timers.legs = [s for s in timers.legs if s.side is call.a]
-    timers.add(side, leg, peer_allows_update=allows_update(response))
+    timers.add(side, leg, peer_allows_update=allows_update(response), party_sdp=response.body)
     timers.start()

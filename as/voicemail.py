@@ -4,6 +4,11 @@ Deposit: ``sip:vm-deposit@media;mailbox=<DID>`` with History-Info and Diversion 
 left the DID (TS 24.604 §4.5.2.6.2). Access: ``sip:vm-access@media;mailbox=<DID>;auth=network`` when the
 network-asserted identity is an alias of the DID (see media/README.md). Both are free by default; with
 ``voicemail_charging = "charged"`` they are authorised as terminating legs of the DID (TS 32.299).
+
+Session timers (RFC 4028) as on a forwarded leg: the INVITE continues the caller's Session-Expires or asks
+for ``[as] session_expires`` (§7.1), a ``422`` from media is retried once with its Min-SE (§7.3), and the
+negotiation of :meth:`appserver.call.Call.answer_caller` then times both legs, so a dead caller or a dead
+media leg ends the call (BYE with Reason, CCR-T, CDR) instead of waiting for media's RTP timeout.
 """
 
 from __future__ import annotations
@@ -57,35 +62,47 @@ async def to_media(call: Call, uri: SipURI, cause: DiversionCause | None,
             reject(call, exc.sip_status, None, [("Reason", exc.reason)])
             return
     media_dest, media_transport = uri_destination(server.media_uri, "udp")
+    timer = legs.session_timer_headers(call.invite, server.settings.timer_config)  # RFC 4028 §7.1
     req = legs.voicemail_invite(
         ruri=uri, caller_from=call.invite.from_, caller_pai=call.isc.asserted,
         contact=server.ep.local_contact(transport=media_transport), call_id=legs.new_call_id(server.host),
         pcv=legs.routed_charging_vector(call.isc.charging_vector, server.settings.domain),
         history=history, diversion=diversion,
         body=call.invite.body, content_type=call.invite.content_type if call.invite.body else None,
-        privacy=call.record.privacy)
+        privacy=call.record.privacy, timer=timer)
     record = call.record.leg(Role.VOICEMAIL, req.call_id, req.raw_uri, str(req.from_.uri),
                              req.headers.get("p-asserted-identity") or "")
     leg = OutLeg(req, server.ep.request(req, media_dest, media_transport), record)
     call.leg_sent()
-    cancelled = asyncio.create_task(call.inc.cancelled.wait())
-    final_task = asyncio.create_task(leg.handle.final_response())
-    try:
-        await asyncio.wait({cancelled, final_task}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        cancelled.cancel()
-    if not final_task.done():
-        final_task.cancel()
-        server.ep.cancel(leg.handle, CANCEL_REASONS[487])
-        call.record.disposition = Disposition.CANCELLED
-        call.release("caller-cancel", None)
-        await close_charging(session)
-        server.spawn(release_late(call, leg))
-        return
-    try:
-        leg.final = final_task.result()
-    except SipError:
-        leg.final = req.create_response(408)
+    retried = False
+    while True:
+        cancelled = asyncio.create_task(call.inc.cancelled.wait())
+        final_task = asyncio.create_task(leg.handle.final_response())
+        try:
+            await asyncio.wait({cancelled, final_task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            cancelled.cancel()
+        if not final_task.done():
+            final_task.cancel()
+            server.ep.cancel(leg.handle, CANCEL_REASONS[487])
+            call.record.disposition = Disposition.CANCELLED
+            call.release("caller-cancel", None)
+            await close_charging(session)
+            server.spawn(release_late(call, leg))
+            return
+        try:
+            leg.final = final_task.result()
+        except SipError:
+            leg.final = leg.request.create_response(408)
+        retry = legs.retried_after_422(leg.request, leg.final) \
+            if leg.final.status == 422 and not retried else None
+        if retry is None:
+            break
+        # RFC 4028 §7.3: media's Min-SE is above the interval asked for: once more with it.
+        log.info("media_retried_422", call_id=call.invite.call_id, session_expires=retry.headers.get(
+            "session-expires"))
+        retried, leg.request, leg.final = True, retry, None
+        leg.handle = server.ep.request(retry, media_dest, media_transport)
     record.status = leg.final.status
     if not leg.final.is_success:
         await close_charging(session)

@@ -274,3 +274,102 @@ async def test_flow_c_outgoing_leg_is_refreshed_by_the_as(stack: Stack) -> None:
     assert ok.header("Session-Expires") == "1800;refresher=uac"
     (cdr,) = await cdrs()
     assert cdr.flow == "outgoing" and cdr.end_reason == "bye-caller"
+
+
+EXPIRED_REASON = 'SIP;cause=408;text="Session timer expired"'
+
+
+@pytest.mark.as_settings(min_se=2, voicemail_charging="charged")
+async def test_voicemail_caller_stops_refreshing_the_as_ends_the_call(stack: Stack) -> None:
+    """Voicemail access gets the forwarded legs' policy (§7.1): the INVITE to media continues the caller's
+    6 s with Min-SE and ``timer`` in Supported, media (RFC 4028 UAS) accepts with refresher=uac, the caller
+    is told to refresh and its refresh is relayed to media. It refreshes once and goes quiet: BYE with
+    Reason cause=408 to the caller and to media, CCR-T of the charged voicemail leg, CDR
+    ``session-expired``."""
+    await stack.provision()
+    media = await Sipp(stack.workdir, "media", "media_timer.xml", stack.media_port).start()
+    caller = await start_caller(stack, "caller_timer_stops.xml", keys=caller_keys(stack, MOBILE))
+    assert await run_all(caller, media) == [0, 0], explain(caller, media)
+
+    (invite,) = media.received("INVITE")
+    assert invite.header("Session-Expires") == "6;refresher=uac" and invite.header("Min-SE") == "2"
+    assert "timer" in (invite.header("Supported") or "")
+    (ok,) = [m for m in caller.received(200) if m.cseq_method == "INVITE"]
+    assert ok.header("Session-Expires") == "6;refresher=uac" and "timer" in (ok.header("Require") or "")
+    (update,) = media.received("UPDATE")  # the caller's refresh, relayed end to end
+    for side in (caller, media):
+        (bye,) = side.received("BYE")
+        assert reason(bye) == EXPIRED_REASON, bye.headers
+        assert (bye.at - update.at).total_seconds() >= 3.9  # 6 - min(32, 6/3) after the refresh
+
+    (ccr_i,) = stack.ccr(CCR_I)
+    (ccr_t,) = stack.ccr(CCR_T)
+    assert ccr_t.session_id == ccr_i.session_id and (ccr_t.used_seconds or 0) >= 4
+    (cdr,) = await cdrs()
+    assert cdr.disposition == "voicemail_access" and cdr.end_reason == "session-expired"
+    assert cdr.charged_seconds == ccr_t.used_seconds
+
+
+@pytest.mark.as_settings(min_se=2, session_expires=4, voicemail_charging="charged")
+async def test_dead_media_leg_is_detected_by_the_as_refresh(stack: Stack) -> None:
+    """A caller without timer support on voicemail access: the AS asks media for its own 4 s and refreshes the
+    media leg itself (UPDATE, media allows it). Media vanishes: the UPDATE gets no answer, 408 ends the call
+    (RFC 3261 §12.2.1.2): BYE to the caller with Reason cause=408, CCR-T, CDR ``voicemail-gone``; before,
+    only media's RTP timeout would have ended it. T1 0.1 s (Timer F 6.4 s) keeps the test quick."""
+    stack.server.ep.layer.timers = TimerConfig(t1=0.1, t2=0.4)
+    await stack.provision()
+    media = await Sipp(stack.workdir, "media", "media_timer.xml", stack.media_port).start()
+    caller = await start_caller(stack, "caller_until_bye.xml", keys=caller_keys(stack, MOBILE))
+    for _ in range(400):  # answered and ACKed on both legs, both timed
+        if any(c.timers is not None and len(c.timers.legs) == 2 for c in stack.server.calls):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        pytest.fail("the call was not set up with two timed legs\n" + explain(caller, media))
+    media.kill()  # media is gone for good
+    assert await caller.wait(60) == 0, explain(caller)
+
+    (invite,) = media.received("INVITE")
+    assert invite.header("Session-Expires") == "4" and invite.header("Min-SE") == "2"
+    (bye,) = caller.received("BYE")
+    assert "cause=408" in reason(bye), bye.headers
+    (ccr_t,) = stack.ccr(CCR_T)
+    assert (ccr_t.used_seconds or 0) >= 2
+    (cdr,) = await cdrs()
+    assert cdr.disposition == "voicemail_access" and cdr.end_reason == "voicemail-gone"
+
+
+@pytest.mark.as_settings(min_se=2, session_expires=4)
+async def test_media_422_is_retried_with_its_min_se(stack: Stack) -> None:
+    """§7.3 on the voicemail leg: media's minimum (8 s) is above the AS's 4 s; the AS retries once (same
+    Call-ID, CSeq 2, new transaction) with Session-Expires 8 and the caller reaches voicemail."""
+    await stack.provision()
+    media = await Sipp(stack.workdir, "media", "target_422.xml", stack.media_port).start()
+    caller = await start_caller(stack, "caller_answered.xml", keys=caller_keys(stack, MOBILE))
+    assert await run_all(caller, media) == [0, 0], explain(caller, media)
+    first, retry = media.received("INVITE")
+    assert first.header("Session-Expires") == "4" and first.header("CSeq") == "1 INVITE"
+    assert retry.header("Session-Expires") == "8" and retry.header("Min-SE") == "8"
+    assert retry.header("CSeq") == "2 INVITE" and retry.header("Call-ID") == first.header("Call-ID")
+    assert retry.header("Via") != first.header("Via")
+    (cdr,) = await cdrs()
+    assert cdr.disposition == "voicemail_access" and cdr.end_reason == "bye-caller"
+
+
+@pytest.mark.as_settings(min_se=2, session_expires=4)
+async def test_changed_answer_to_the_as_refresh_is_passed_on(stack: Stack) -> None:
+    """The AS refreshes the caller (no timer support) by re-INVITE; the caller answers the first one with its
+    media moved (new o= version, port 7000, RFC 3264 §8): the mobile gets a re-INVITE with that description
+    (the origin it saw first, version + 1, its leg's Session-Expires) and answers unchanged, so nothing goes
+    back; the second refresh answer repeats the moved description (same version): nothing more passes."""
+    await stack.provision()
+    target = await Sipp(stack.workdir, "target", "target_reinvited.xml", stack.scscf_port).start()
+    caller = await start_caller(stack, "caller_moves_on_refresh.xml")
+    assert await run_all(caller, target) == [0, 0], explain(caller, target)
+    invite, reinvite = target.received("INVITE")
+    assert "m=audio 7000 " in reinvite.body and "m=audio 7000 " not in invite.body
+    assert origin_version(reinvite.body) == str(int(origin_version(invite.body)) + 1)
+    assert reinvite.header("Session-Expires") == "4;refresher=uac"  # the AS refreshes the mobile's leg
+    assert len(caller.received("INVITE")) == 2  # the AS's two refreshes, nothing passed back
+    (cdr,) = await cdrs()
+    assert cdr.end_reason == "bye-caller"
