@@ -536,7 +536,8 @@ async def start_as(
             str(cfg),
             "as",
         ]
-    as_proc = await spawn(as_cmd, workdir / "as.log", env, under_test=True)
+    as_env = {**env, **dict(kv.split("=", 1) for kv in args.as_env)}  # the AS only, not the OCS or database
+    as_proc = await spawn(as_cmd, workdir / "as.log", as_env, under_test=True)
     children.insert(0, as_proc)  # stopped first: it drains its calls while the OCS still answers
     await wait_ready(f"http://127.0.0.1:{http_port}/health/ready")
     helpers = {"ocs": ocs_proc.pid}
@@ -600,6 +601,10 @@ async def main() -> None:
         "--pin", action=argparse.BooleanOptionalAction, default=False,
         help="the B2BUA under test alone on the last CPU, SIPp/OCS/database/driver on the others (both "
              "systems alike): compares the B2BUAs per core rather than the machine's sharing",
+    )
+    parser.add_argument(
+        "--as-env", action="append", default=[], metavar="NAME=VALUE",
+        help="environment for the AS process only, e.g. PYTHONMALLOC=malloc (repeatable)",
     )
     parser.add_argument("--serve-ocs", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()

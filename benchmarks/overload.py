@@ -61,9 +61,16 @@ def _memory(port: int) -> str:
 
 
 def _census(port: int) -> dict[str, int]:
-    status, body = rs.http_json("GET", f"http://127.0.0.1:{port}/api/v1/debug/objects?top=500", timeout=120)
+    status, body = rs.http_json("GET", f"http://127.0.0.1:{port}/api/v1/debug/objects?top=500&mappings=4",
+                                timeout=300)
     if status != 200 or not isinstance(body, dict):
         return {}
+    for m in body.get("mappings", []):  # what sits in the most resident anonymous mappings
+        kinds = ", ".join(f"{t['type'].rsplit('.', 1)[-1]} {t['count']}" for t in m["types"][:6])
+        print(f"    mapping {m['start']}: {m['resident_bytes'] / 2**20:.1f} MiB resident, {m['objects']} "
+              f"objects ({m['object_bytes'] / 2**20:.1f} MiB): {kinds}")
+        for h in m.get("holders", [])[:4]:
+            print(f"      {h['count']:6d}  {h['path']}")
     for g in body.get("growth", [])[:10]:  # with --tracemalloc: the source lines that gained most
         print(f"    +{g['bytes'] / 1024:.0f} KiB {g['blocks']:+d} blocks  {g['where']}")
     return {t["type"]: int(t["count"]) for t in body["types"]}

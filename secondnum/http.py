@@ -137,15 +137,26 @@ async def _metrics(request: web.Request) -> web.Response:
 
 
 async def _objects(request: web.Request) -> web.Response:
-    """``GET /api/v1/debug/objects?top=N``: live objects by type (behind the API token like all of /api/).
-    Compare two readings to tell a leak from memory the allocator merely keeps (secondnum/memory.py)."""
+    """``GET /api/v1/debug/objects?top=N[&mappings=M]``: live objects by type (behind the API token like all
+    of /api/). Compare two readings to tell a leak from memory the allocator merely keeps; ``mappings``
+    adds the M most resident anonymous mappings with the objects in each, which names what keeps memory
+    that live counts say is free (secondnum/memory.py)."""
+    top = _bounded_int(request, "top", 30, 1, 500)
+    mappings = _bounded_int(request, "mappings", 0, 0, 50)
+    census = memory.object_census(top)
+    if mappings:
+        census["mappings"] = memory.mapping_census(top)[:mappings]
+    return web.json_response(census)
+
+
+def _bounded_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     try:
-        top = int(request.query.get("top", "30"))
+        value = int(request.query.get(name, str(default)))
     except ValueError:
-        top = 0
-    if not 1 <= top <= 500:
-        raise ProblemError(400, "Bad Request", "top must be an integer from 1 to 500")
-    return web.json_response(memory.object_census(top))
+        value = low - 1
+    if not low <= value <= high:
+        raise ProblemError(400, "Bad Request", f"{name} must be an integer from {low} to {high}")
+    return value
 
 
 def make_app(

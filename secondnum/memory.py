@@ -20,11 +20,13 @@ macOS) the malloc figures are absent and trimming is a no-op.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import ctypes
 import ctypes.util
 import gc
 import os
+import re
 import sys
 import tracemalloc
 from collections.abc import Iterator
@@ -153,6 +155,119 @@ def object_census(top: int = 30) -> dict[str, Any]:
                              for st in snap.compare_to(_last_snapshot, "lineno")[:top] if st.size_diff > 0]
         _last_snapshot = snap
     return out
+
+
+_SMAPS_HEAD = re.compile(rb"^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$")
+
+
+def _anonymous_mappings() -> list[tuple[int, int, int]]:
+    """(start, end, resident bytes) of this process's anonymous and heap mappings, by address
+    (``/proc/self/smaps``, proc(5)); empty where there is no procfs."""
+    out: list[tuple[int, int, int]] = []
+    current: tuple[int, int] | None = None
+    try:
+        with open("/proc/self/smaps", "rb") as fh:
+            for line in fh:
+                head = _SMAPS_HEAD.match(line)
+                if head is not None:
+                    path = head.group(3).strip()
+                    anonymous = not path or path == b"[heap]"
+                    current = (int(head.group(1), 16), int(head.group(2), 16)) if anonymous else None
+                elif current is not None and line.startswith(b"Rss:"):
+                    out.append((*current, int(line.split()[1]) * 1024))
+                    current = None
+    except OSError:
+        return []
+    return sorted(out)
+
+
+def _type_name(o: object) -> str:
+    return f"{type(o).__module__}.{type(o).__qualname__}"
+
+
+def mapping_census(top: int = 10, min_resident: int = 1 << 20) -> list[dict[str, Any]]:
+    """Which live objects sit in each anonymous mapping of at least ``min_resident`` resident bytes, and
+    what holds them, largest mapping first.
+
+    pymalloc returns a 1 MiB arena to the OS only when every block in it is free, so a handful of
+    long-lived objects allocated during a burst keeps whole arenas resident although live blocks are back
+    at their baseline. Adjacent arenas merge into one mapping; a mapping that appeared with a burst and
+    holds few objects is such a case: ``types`` names the objects that pin it and ``holders`` what refers
+    to them (``child < parent < grandparent``); ``numeric_samples`` shows a few of the numbers and
+    tuples of numbers in it (ports, timestamps and identifiers look different; subscriber data is never
+    shown).
+
+    Every object reachable from the modules, the running frames and the collector's lists is visited once,
+    frozen ones included (``gc.freeze`` hides those from ``gc.get_objects``; secondnum/gctune.py freezes the
+    start-up heap). Seconds per million objects: a diagnostic, not for a hot path."""
+    maps = _anonymous_mappings()
+    if not maps:
+        return []
+    starts = [m[0] for m in maps]
+    counts: list[collections.Counter[str]] = [collections.Counter() for _ in maps]
+    holders: list[collections.Counter[str]] = [collections.Counter() for _ in maps]
+    sizes = [0] * len(maps)
+    samples: list[list[str]] = [[] for _ in maps]
+    seen: set[int] = set()
+    queue: collections.deque[tuple[object, str]] = collections.deque()
+    here = sys._getframe()
+    frames = [f.f_back if f is here else f for f in sys._current_frames().values()]
+    # The census's own working set is not what it measures.
+    seen.update(map(id, (here, seen, queue, counts, holders, sizes, samples, maps, starts, frames, *counts,
+                         *holders, *samples)))
+    tracked: list[object] = []
+    del here  # a frame referring to itself is a cycle that would keep all of this until the next collection
+    # Breadth first from the modules and the running frames, so each object is credited to a short path;
+    # then from what the collector tracks and nothing tracked refers to (held by C code: an event loop's
+    # handles, a transport's protocol), which reaches whatever those two did not.
+    # Last, in case of cycles only C code holds, anything tracked not yet reached.
+    for phase in range(3):
+        if phase == 0:
+            roots: list[object] = [sys.modules, *frames]
+        elif phase == 1:
+            tracked = gc.get_objects()
+            referred = {id(r) for o in tracked for r in gc.get_referents(o)}
+            roots = [o for o in tracked if id(o) not in referred]
+            del referred
+        else:
+            roots, tracked = tracked, []
+        queue.extend((r, "root") for r in roots if id(r) not in seen)
+        del roots
+        while queue:
+            o, via = queue.popleft()
+            addr = id(o)
+            if addr in seen:
+                continue
+            seen.add(addr)
+            name = _type_name(o)
+            i = bisect.bisect_right(starts, addr) - 1
+            if i >= 0 and addr < maps[i][1]:
+                counts[i][name] += 1
+                holders[i][f"{name} < {via}"] += 1
+                sizes[i] += sys.getsizeof(o, 0)
+                if len(samples[i]) < _SAMPLES and _numeric(o):
+                    samples[i].append(repr(o)[:80])
+            parent = f"{name} < {via.split(' < ', 1)[0]}"
+            queue.extend((r, parent) for r in gc.get_referents(o) if id(r) not in seen)
+    seen.clear()
+    order = sorted((i for i, m in enumerate(maps) if m[2] >= min_resident), key=lambda i: -maps[i][2])
+    return [{"start": f"{maps[i][0]:#x}", "size_bytes": maps[i][1] - maps[i][0], "resident_bytes": maps[i][2],
+             "objects": sum(counts[i].values()), "object_bytes": sizes[i],
+             "types": [{"type": name, "count": n} for name, n in counts[i].most_common(top)],
+             "holders": [{"path": path, "count": n} for path, n in holders[i].most_common(top)],
+             "numeric_samples": samples[i]}
+            for i in order]
+
+
+_SAMPLES = 12
+
+
+def _numeric(o: object) -> bool:
+    """Numbers, and tuples of numbers: their values tell ports from timestamps from identifiers, and they
+    carry no subscriber data (identities, SIP text), so the census may show them."""
+    if type(o) in (int, float):
+        return True
+    return type(o) is tuple and 0 < len(o) <= 8 and all(type(x) in (int, float) for x in o)
 
 
 async def trim_loop(interval: float, threshold: int) -> None:

@@ -67,10 +67,14 @@ PATHS: dict[str, dict[str, Any]] = {
         "description": "Walks every object the collector tracks (~0.1 s per million). With "
                        "PYTHONTRACEMALLOC=1 also `allocations` and `growth` (source lines).",
         "parameters": [{"name": "top", "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 30}}],
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 30}},
+                       {"name": "mappings", "in": "query", "description":
+                        "also list this many of the most resident anonymous memory mappings with the "
+                        "objects in each (what keeps memory that live counts call free)",
+                        "schema": {"type": "integer", "minimum": 0, "maximum": 50, "default": 0}}],
         "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {
             "type": "object", "required": ["tracked_objects", "python_allocated_blocks", "types"]}}}},
-            "400": {"description": "top is not an integer from 1 to 500", "content": PROBLEM},
+            "400": {"description": "top or mappings out of range", "content": PROBLEM},
             "401": {"description": _ERROR_TEXT[401], "content": PROBLEM}}}},
     "/api/v1/accounts": {
         "post": _op("Create an account (with aliases)", 201, "Account", "AccountCreate",

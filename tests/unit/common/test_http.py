@@ -133,3 +133,12 @@ async def test_debug_objects_counts_live_objects_behind_the_token(
         for bad in ("x", "0", "501"):
             async with http.get(f"{base}/api/v1/debug/objects?top={bad}", headers=auth) as resp:
                 assert resp.status == 400 and "integer from 1 to 500" in (await resp.json())["detail"]
+        assert "mappings" not in census
+        async with http.get(f"{url}&mappings=2", headers=auth) as resp:
+            assert resp.status == 200
+            maps = (await resp.json())["mappings"]
+        assert 1 <= len(maps) <= 2 and maps[0]["objects"] > 0 and maps[0]["resident_bytes"] >= 1 << 20
+        for bad in ("-1", "51", "x"):
+            async with http.get(f"{url}&mappings={bad}", headers=auth) as resp:
+                assert resp.status == 400 and "mappings must be an integer from 0 to 50" in (
+                    await resp.json())["detail"]

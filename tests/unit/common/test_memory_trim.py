@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -102,3 +104,73 @@ def test_census_names_the_line_that_grew_under_tracemalloc() -> None:
 def test_census_without_tracemalloc_has_no_allocation_figures() -> None:
     census = memory.object_census(3)
     assert len(census["types"]) == 3 and "allocations" not in census and "growth" not in census
+
+
+def test_mapping_census_names_the_few_objects_that_keep_a_burst_resident() -> None:
+    # The shape seen after an overload: a burst fills fresh pymalloc arenas, nearly all of it is freed,
+    # and a few survivors (one per 1,000) keep those arenas, so RSS stays up while live counts fall back.
+    out = _in_fresh_process("""
+        import gc
+        import json
+        from secondnum import memory
+
+        class Survivor:
+            pass
+
+        class Keeper:
+            def __init__(self, kept):
+                self.kept = kept
+
+        burst = [Survivor() for _ in range(200_000)]
+        keeper = Keeper(burst[::1000])
+        del burst
+        gc.freeze()  # as secondnum/gctune.py does with the start-up heap: hidden from gc.get_objects
+        print(json.dumps(memory.mapping_census(top=10_000, min_resident=0)))
+    """)
+    mappings = json.loads(out)
+    found = [t["count"] for m in mappings for t in m["types"] if t["type"] == "__main__.Survivor"]
+    assert sum(found) == 200  # every survivor, each in exactly one mapping
+    holding = [m for m in mappings if any(t["type"] == "__main__.Survivor" for t in m["types"])]
+    assert all(m["resident_bytes"] > 0 and m["size_bytes"] >= m["resident_bytes"] for m in holding)
+    # ... held through the keeper's list (frozen or not, the walk starts at the modules).
+    paths = {h["path"] for m in holding for h in m["holders"] if h["path"].startswith("__main__.Survivor")}
+    assert paths == {"__main__.Survivor < builtins.list < __main__.Keeper"}
+    # The burst's own arenas hold nothing but survivors, and far more resident memory than they occupy.
+    pinned = [m for m in holding if [t["type"] for t in m["types"]] == ["__main__.Survivor"]]
+    assert sum(m["objects"] for m in pinned) >= 100
+    assert sum(m["resident_bytes"] for m in pinned) > 100 * sum(m["object_bytes"] for m in pinned)
+
+
+def test_mapping_census_lists_only_mappings_above_the_resident_floor() -> None:
+    mappings = memory.mapping_census(top=3)
+    assert mappings and all(m["resident_bytes"] >= 1 << 20 for m in mappings)
+    assert [m["resident_bytes"] for m in mappings] == sorted((m["resident_bytes"] for m in mappings),
+                                                             reverse=True)
+    assert all(len(m["types"]) <= 3 and int(m["start"], 16) > 0 for m in mappings)
+    samples = [x for m in mappings for x in m["numeric_samples"]]
+    assert samples and all(re.fullmatch(r"([-+0-9.e(), ]|inf|nan)+", x) for x in samples), samples  # no text
+
+
+def test_mapping_census_credits_objects_held_only_by_c_code_to_their_real_root() -> None:
+    # A tuple of ints reachable from no module or frame, only from a tracked object nothing else refers to
+    # (how an event loop's timer handle holds its arguments): the path starts at that holder.
+    out = _in_fresh_process("""
+        import ctypes
+        import json
+        from secondnum import memory
+
+        class Handle:
+            def __init__(self, args):
+                self.args = args
+
+        for i in range(3000):
+            h = Handle((40_000 + i, [7_000_000 + i]))  # a tracked tuple, created before its holder
+            ctypes.pythonapi.Py_IncRef(ctypes.py_object(h))  # a reference only C code knows of
+        del h
+        print(json.dumps(memory.mapping_census(top=10_000, min_resident=0)))
+    """)
+    paths: collections.Counter[str] = collections.Counter()
+    for m in json.loads(out):
+        paths.update({h["path"]: h["count"] for h in m["holders"]})
+    assert paths.get("builtins.tuple < __main__.Handle < root") == 3000
+    assert paths.get("__main__.Handle < root") == 3000
