@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from as_sipp import Sipp
-from as_stack import DID, PSTN_CALLER, Stack
+from as_sipp import Sipp, Traced
+from as_stack import DID, MOBILE, PSTN_CALLER, Stack
 
 from appserver.cdr import Cdr
 from secondnum.net import free_port
@@ -55,3 +55,25 @@ async def cdrs(did: str = DID, count: int = 1, timeout: float = 10) -> list[Cdr]
         if len(docs) >= count or loop.time() > deadline:
             return docs
         await asyncio.sleep(0.05)
+
+
+OTHER = "42071112222"
+"""The second follow-me target of the forking tests (the first is the customer's MOBILE)."""
+
+
+async def provision_forking(stack: Stack, **settings: Any) -> None:
+    """The DID rings OTHER and MOBILE at once (simultaneous follow-me, 20 s each), plus ``settings``."""
+    await stack.provision(
+        follow_me={
+            "ring_order": "simultaneous",
+            "targets": [
+                {"uri": f"tel:+{OTHER}", "ring_timeout": 20},
+                {"uri": f"tel:+{MOBILE}", "ring_timeout": 20},
+            ],
+        },
+        **settings,
+    )
+
+
+def to_tag(m: Traced) -> str:
+    return (m.header("To") or "").split("tag=")[1]

@@ -10,7 +10,7 @@ import collections
 import re
 
 import pytest
-from as_helpers import caller_keys, cdrs, explain, run_all, start_caller
+from as_helpers import caller_keys, cdrs, explain, run_all, start_caller, to_tag
 from as_sipp import Sipp
 from as_stack import CCR_I, CCR_T, DID, PSTN_CALLER, Stack
 from test_as_prack import _early_garbage
@@ -20,10 +20,6 @@ pytestmark = [pytest.mark.sipp, pytest.mark.slow]
 
 def tags(value: str | None) -> list[str]:
     return [t.strip().lower() for t in (value or "").split(",") if t.strip()]
-
-
-def to_tag(m: object) -> str:
-    return (m.header("To") or "").split("tag=")[1]  # type: ignore[attr-defined]
 
 
 def origin(body: str) -> str:
