@@ -13,10 +13,11 @@ CALLER = "42075553333"
 DID = "42027777100"
 
 
-def invite(*lines: str) -> SipRequest:
+def invite(*lines: str, sender: str = f'"Alice" <tel:+{CALLER}>') -> SipRequest:
+    """An INVITE to the DID from ``sender`` (a From name-addr) with extra header ``lines``."""
     raw = (
         f"INVITE tel:+{DID} SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\n"
-        f'From: "Alice" <tel:+{CALLER}>;tag=a\r\nTo: <tel:+{DID}>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n'
+        f"From: {sender};tag=a\r\nTo: <tel:+{DID}>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n"
         + "".join(line + "\r\n" for line in lines) + "Content-Length: 0\r\n\r\n"
     )
     msg = parse_message(raw.encode())

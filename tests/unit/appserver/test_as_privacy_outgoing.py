@@ -4,12 +4,12 @@ places for the DID: which header values, From and P-Asserted-Identity the INVITE
 from __future__ import annotations
 
 import pytest
+from test_as_privacy import DID, invite
 
 from appserver import legs, privacy
 from appserver.privacy import LegPrivacy
 from secondnum.sip import SipRequest, SipURI, parse_message
 
-DID = "42027777100"
 DEST = "420273333444"
 MOBILE = "42073723123"
 ANON = "Anonymous <sip:anonymous@anonymous.invalid>"  # RFC 3323 §4.1.1.3
@@ -18,15 +18,7 @@ NONE = LegPrivacy(False, None, False)
 
 def customer_invite(*lines: str) -> SipRequest:
     """The customer's access call (flow B) as the S-CSCF delivers it."""
-    raw = (
-        f"INVITE tel:+{DID} SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\n"
-        f"From: <tel:+{MOBILE}>;tag=a\r\nTo: <tel:+{DID}>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n"
-        f"P-Asserted-Identity: <tel:+{MOBILE}>\r\n"
-        + "".join(line + "\r\n" for line in lines) + "Content-Length: 0\r\n\r\n"
-    )
-    msg = parse_message(raw.encode())
-    assert isinstance(msg, SipRequest)
-    return msg
+    return invite(f"P-Asserted-Identity: <tel:+{MOBILE}>", *lines, sender=f"<tel:+{MOBILE}>")
 
 
 @pytest.mark.parametrize(
