@@ -58,14 +58,15 @@ async def cdrs(did: str = DID, count: int = 1, timeout: float = 10) -> list[Cdr]
 
 
 OTHER = "42071112222"
-"""The second follow-me target of the forking tests (the first is the customer's MOBILE)."""
+"""The second follow-me target of the two-target tests (the first is the customer's MOBILE)."""
 
 
-async def provision_forking(stack: Stack, **settings: Any) -> None:
-    """The DID rings OTHER and MOBILE at once (simultaneous follow-me, 20 s each), plus ``settings``."""
+async def provision_two_targets(stack: Stack, ring_order: str = "simultaneous", **settings: Any) -> None:
+    """The DID's follow-me rings OTHER and MOBILE (at once, or one after the other), 20 s each; plus
+    ``settings``."""
     await stack.provision(
         follow_me={
-            "ring_order": "simultaneous",
+            "ring_order": ring_order,
             "targets": [
                 {"uri": f"tel:+{OTHER}", "ring_timeout": 20},
                 {"uri": f"tel:+{MOBILE}", "ring_timeout": 20},

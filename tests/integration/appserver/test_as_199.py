@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 
 import pytest
-from as_helpers import OTHER, caller_keys, cdrs, explain, provision_forking, run_all, start_caller, to_tag
+from as_helpers import OTHER, caller_keys, cdrs, explain, provision_two_targets, run_all, start_caller, to_tag
 from as_sipp import Sipp
 from as_stack import MOBILE, Stack
 from test_as_prack import _early_garbage
@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.sipp, pytest.mark.slow]
 
 @pytest.mark.parametrize(("supported", "expect_199"), [("199, timer", True), ("timer", False)])
 async def test_failed_fork_early_dialog_gets_199(stack: Stack, supported: str, expect_199: bool) -> None:
-    await provision_forking(stack)
+    await provision_two_targets(stack)
     _early_garbage()  # what earlier tests left: not this call's
     target = await Sipp(stack.workdir, "target", "target_fork_199.xml", stack.scscf_port, calls=2).start()
     keys = {**caller_keys(stack), "supported": supported}
@@ -61,7 +61,7 @@ async def test_199_is_reliable_in_a_100rel_early_dialog(stack: Stack) -> None:
     """RFC 6228 §8 with RFC 3262: the failed target's early dialog carried a reliable 183, so its 199 comes
     reliably (the dialog's next RSeq, Require: 100rel) and the caller's PRACK of it is answered by the AS
     (not relayed to the far side, which is gone)."""
-    await provision_forking(stack)
+    await provision_two_targets(stack)
     _early_garbage()
     target = await Sipp(stack.workdir, "target", "target_fork_199_prack.xml", stack.scscf_port,
                         calls=2).start()
@@ -91,7 +91,7 @@ async def test_no_199_when_the_failure_ends_the_call(stack: Stack) -> None:
     """RFC 6228: no 199 for the early dialog whose final response the caller gets anyway. Both targets show
     early media and are busy: the first failure (the other still rings) gets a 199; the last one ends the
     call (486 to the caller), which ends every early dialog: no 199 for it."""
-    await provision_forking(stack, answering_mode="forward_only")
+    await provision_two_targets(stack, answering_mode="forward_only")
     _early_garbage()
     target = await Sipp(stack.workdir, "target", "target_fork_199_busy.xml", stack.scscf_port,
                         calls=2).start()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from as_helpers import OTHER, cdrs, explain, provision_forking, run_all, start_caller
+from as_helpers import OTHER, cdrs, explain, provision_two_targets, run_all, start_caller
 from as_sipp import Sipp
 from as_stack import CCR_I, CCR_T, DID, MOBILE, PSTN_CALLER, Stack
 
@@ -96,7 +96,7 @@ async def test_no_answer_goes_to_voicemail(stack: Stack, transport: str) -> None
 
 
 async def test_simultaneous_forking_cancels_the_loser(stack: Stack) -> None:
-    await provision_forking(stack)
+    await provision_two_targets(stack)
     target = await Sipp(stack.workdir, "target", "target_fork.xml", stack.scscf_port, calls=2).start()
     caller = await start_caller(stack, "caller_answered.xml")
     assert await run_all(caller, target) == [0, 0], explain(caller, target)
@@ -113,15 +113,7 @@ async def test_simultaneous_forking_cancels_the_loser(stack: Stack) -> None:
 
 
 async def test_sequential_busy_then_next_target(stack: Stack) -> None:
-    await stack.provision(
-        follow_me={
-            "ring_order": "sequential",
-            "targets": [
-                {"uri": f"tel:+{OTHER}", "ring_timeout": 20},
-                {"uri": f"tel:+{MOBILE}", "ring_timeout": 20},
-            ],
-        }
-    )
+    await provision_two_targets(stack, "sequential")
     target = await Sipp(stack.workdir, "target", "target_seq.xml", stack.scscf_port, calls=2).start()
     caller = await start_caller(stack, "caller_answered.xml")
     assert await run_all(caller, target) == [0, 0], explain(caller, target)

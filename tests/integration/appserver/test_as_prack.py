@@ -13,7 +13,7 @@ import gc
 import socket
 
 import pytest
-from as_helpers import OTHER, caller_keys, cdrs, explain, provision_forking, run_all, start_caller
+from as_helpers import OTHER, caller_keys, cdrs, explain, provision_two_targets, run_all, start_caller
 from as_sipp import Sipp
 from as_stack import DESTINATION, DID, MOBILE, Stack
 
@@ -182,7 +182,7 @@ async def test_simultaneous_ringing_each_far_early_dialog_is_relayed_in_its_own(
     the first, a fresh one for the second, as behind a forking proxy, RFC 3261 §13.2.2.4, RFC 3960 §3),
     each with its own RSeq space; PRACKs and UPDATEs stay within their pair of dialogs; the mobile answers
     in its own early dialog and the other target is CANCELled."""
-    await provision_forking(stack)
+    await provision_two_targets(stack)
     _early_garbage()
     target = await Sipp(stack.workdir, "target", "target_fork_prack.xml", stack.scscf_port, calls=2).start()
     caller = await start_caller(stack, "caller_prack_fork.xml", pause_ms=500)
