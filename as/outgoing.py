@@ -20,7 +20,7 @@ from appserver.cdr import Disposition, Flow
 from appserver.outleg import CANCEL_REASONS, OutLeg, charge, close_charging, release_late
 from appserver.session_timer import time_own_leg
 from appserver.side import Role, Side
-from charging.client import ChargingRefused, RoleOfNode
+from charging.client import ChargingRefused, RoleOfNode, RoSession
 from secondnum.identity import IdentityError, canonical, tel_uri
 from secondnum.log import get_logger
 from secondnum.sip import (
@@ -145,8 +145,7 @@ async def _outgoing(call: Call, media: Side, target: SipURI) -> None:
         c.ack(req)
     elif a is None or not a.alive or not final.body:
         c.ack(req)
-        await c.bye('SIP;cause=488;text="No offer"' if not final.body else None)
-        await close_charging(session)
+        await _release(c, 'SIP;cause=488;text="No offer"' if not final.body else None, session)
         await _notify(media, _sipfrag(488 if not final.body else 487), final=True)
         return
     else:
@@ -156,8 +155,7 @@ async def _outgoing(call: Call, media: Side, target: SipURI) -> None:
                                              "application/sdp", [("Allow", server.allow)])
             if not resp.is_success or not resp.body:
                 c.ack(req)
-                await c.bye('SIP;cause=488;text="Customer refused the media"')
-                await close_charging(session)
+                await _release(c, 'SIP;cause=488;text="Customer refused the media"', session)
                 await _notify(media, _sipfrag(resp.status if not resp.is_success else 488), final=True)
                 return
             a.ack(reinvite)
@@ -234,3 +232,9 @@ async def _back_to_menu(call: Call, media: Side) -> None:
                                              [("Allow", call.server.allow)])
             if resp.is_success:
                 a.ack(reinvite)
+
+
+async def _release(c: Side, reason: str | None, session: RoSession | None) -> None:
+    """BYE an outgoing leg we cannot bridge and close its charging together: the CCR-T does not wait for the
+    BYE's answer (Timer F when the destination is gone), as in :meth:`Call.teardown`."""
+    await asyncio.gather(c.bye(reason), close_charging(session))

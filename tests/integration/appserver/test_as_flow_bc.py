@@ -120,6 +120,28 @@ async def test_outgoing_call_refused_by_ocs(stack: Stack) -> None:
     assert [leg.status for leg in cdr.legs if leg.role == "outgoing"] == [402]
 
 
+async def test_outgoing_call_answered_without_an_offer_is_released_with_nothing_charged(stack: Stack) -> None:
+    """The destination answers the offerless INVITE without an offer: the AS ACKs and releases it (BYE with
+    Reason 488), closes its Ro session with no units, and tells media 488; the customer stays in the menu."""
+    await stack.provision()
+    dest = await Sipp(stack.workdir, "dest", "dest_no_offer.xml", stack.scscf_port).start()
+    media = await Sipp(stack.workdir, "media", "media_refer_refused.xml", stack.media_port,
+                       keys={"dest": DESTINATION, "did": DID}).start()
+    caller = await start_caller(stack, "caller_answered.xml", keys=caller_keys(stack, MOBILE), pause_ms=2500)
+    codes = await run_all(caller, media, dest)
+    assert codes == [0, 0, 0], explain(caller, media, dest)
+    frags = [m.body.splitlines()[0] for m in media.received("NOTIFY")]
+    assert frags == ["SIP/2.0 100 Trying", "SIP/2.0 488 Not Acceptable Here"]
+    (bye,) = dest.received("BYE")
+    assert bye.header("Reason") == 'SIP;cause=488;text="No offer"'
+    assert caller.received("INVITE") == []  # nothing to bridge: the customer is not re-INVITEd
+    (ccr_i,) = [c for c in stack.ccr(CCR_I) if c.role_of_node == 0]
+    (ccr_t,) = [c for c in stack.ccr(CCR_T) if c.session_id == ccr_i.session_id]
+    assert ccr_t.used_seconds == 0
+    (cdr,) = await cdrs()
+    assert cdr.flow == "voicemail_access"
+
+
 @pytest.mark.as_settings(voicemail_charging="charged")
 async def test_charged_voicemail_access_is_a_terminating_ro_session(stack: Stack) -> None:
     await stack.provision()
