@@ -48,6 +48,7 @@ from media.store.account import AccountVoicemail
 from media.store.voicemail import MailboxFullError
 from secondnum.log import get_logger
 from secondnum.sip import Dialog, SipError
+from secondnum.sip.session_timer import Due, LegTimer, Mode, SessionTimer, delta_seconds, min_se
 
 if TYPE_CHECKING:
     from media.sipserver import MediaServer
@@ -126,6 +127,12 @@ class Call:
         self._refer_pending = False
         self._bye_timer: asyncio.TimerHandle | None = None
         self._session_timer: asyncio.TimerHandle | None = None
+        self.timer: SessionTimer | None = None
+        """RFC 4028 timer of the dialog (None = no session timer), restarted by each refresh (§10)."""
+        self.peer_allows_update = False
+        """The peer listed UPDATE in Allow (RFC 3311 §5.1): our refreshes use it, else a re-INVITE."""
+        self.local_sdp: bytes = b""
+        """Our last session description, repeated in a refresh re-INVITE (RFC 4028 §7.4, RFC 3264 §8)."""
         self._tasks: set[asyncio.Task[None]] = set()
         self.stored_message_ids: list[str] = []
         self.offer_sdp: bytes | None = None
@@ -202,14 +209,83 @@ class Call:
                 self.settings.refer_bye_timeout, self.queue.put_nowait, Release("refer_no_bye"))
         self.queue.put_nowait(ReferResult(status))
 
-    def arm_session_timer(self, seconds: int | None) -> None:
-        """RFC 4028 §10: without a refresh before expiry, end the session (we let the AS refresh)."""
+    def arm_session_timer(self, leg: LegTimer | None) -> None:
+        """(Re)start the dialog's RFC 4028 timer after a negotiation (§10): ``PEER`` = the AS refreshes and
+        we send BYE when no refresh came by ``interval - min(32, interval/3)``; ``LOCAL`` = we are the
+        refresher and send one at half the interval. None = the dialog has no session timer."""
+        now = asyncio.get_running_loop().time()
+        self.timer = None if leg is None else SessionTimer(leg.mode, leg.interval, now)
+        self._arm_session_timer()
+
+    def _arm_session_timer(self) -> None:
         if self._session_timer is not None:
             self._session_timer.cancel()
             self._session_timer = None
-        if seconds:
-            self._session_timer = asyncio.get_running_loop().call_later(
-                seconds, self.queue.put_nowait, Release("session_expired"))
+        deadline = self.timer.deadline if self.timer is not None else None
+        if deadline is not None and not self.remote_gone:
+            self._session_timer = asyncio.get_running_loop().call_at(deadline, self._session_timer_due)
+
+    def _session_timer_due(self) -> None:
+        self._session_timer = None
+        timer = self.timer
+        if timer is None or self.remote_gone:
+            return
+        due = timer.poll(asyncio.get_running_loop().time())
+        if due is Due.EXPIRED:
+            log.warning("session_timer_expired", call_id=self.call_id, interval=timer.interval)
+            self.queue.put_nowait(Release("session_expired"))
+        elif due is Due.REFRESH:
+            task = asyncio.get_running_loop().create_task(self._session_refresh(timer))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        else:
+            self._arm_session_timer()
+
+    async def _session_refresh(self, timer: SessionTimer) -> None:
+        """Our session refresh as the refresher (RFC 4028 §9 ``refresher=uas``, §10): UPDATE without a
+        body when the peer allows it (RFC 3311), else a re-INVITE repeating our last SDP (§7.4: a refresh
+        re-INVITE carries the session description unchanged, RFC 3264 §8). ``refresher=uac`` in it keeps
+        us the refresher (relative to this transaction we are its UAC). 408/481 end the dialog (RFC 3261
+        §12.2.1.2); another failure retries later (a 422 with the peer's larger Min-SE, §7.3)."""
+        ep = self.server.endpoint
+        headers = [("Session-Expires", f"{int(timer.interval)};refresher=uac"), ("Supported", "timer"),
+                   ("Min-SE", str(self.settings.min_se))]
+        loop = asyncio.get_running_loop()
+        try:
+            dest, transport = self.dialog.next_hop()
+            if self.peer_allows_update:
+                req = self.dialog.create_request("UPDATE", headers=headers)
+            else:
+                req = self.dialog.create_request("INVITE", body=self.local_sdp, headers=headers,
+                                                 content_type="application/sdp" if self.local_sdp else None)
+            resp = await ep.request(req, dest, transport).final_response()
+            if req.method == "INVITE" and resp.is_success:
+                ep.send_ack(self.dialog.create_ack(req.cseq.seq), dest, transport)
+        except SipError as exc:
+            log.warning("session_refresh_failed", call_id=self.call_id, error=str(exc))
+            resp = None
+        if self.timer is not timer or self.remote_gone:
+            return  # renegotiated or ended meanwhile
+        status = 408 if resp is None else resp.status
+        log.info("session_refreshed", call_id=self.call_id, status=status,
+                 method="UPDATE" if self.peer_allows_update else "INVITE")
+        if resp is not None and resp.is_success:
+            se = resp.headers.get("session-expires") if "session-expires" in resp.headers else None
+            timer.refreshed(loop.time(), delta_seconds(se))
+            if se is not None and "refresher=uas" in se.replace(" ", "").lower():
+                timer.mode = Mode.PEER  # §7.4: the 2xx made the peer (its UAS) the refresher
+        elif status in (408, 481):
+            self.queue.put_nowait(Release("session_refresh_failed"))
+            return
+        else:
+            if resp is not None and status == 422:
+                floor = min_se(resp)
+                if floor is not None and floor > timer.interval:
+                    timer.interval = float(floor)
+            elif status in (405, 501) and self.peer_allows_update:
+                self.peer_allows_update = False  # UPDATE refused after all: re-INVITE next time
+            timer.refresh_failed(loop.time())
+        self._arm_session_timer()
 
     # --- main loop -----------------------------------------------------------------------------------
     async def run(self, app_factory: Callable[[], Awaitable[App]]) -> None:

@@ -7,6 +7,7 @@ import functools
 from pathlib import Path
 from typing import Literal
 
+from secondnum.sip.session_timer import ABSOLUTE_MIN_SE, TimerConfig
 from secondnum.sip.transport import TcpLimits
 
 
@@ -46,6 +47,9 @@ class MediaSettings:
     digit_timeout: float = 8.0
     """Seconds the menu waits for a key after a prompt before repeating it."""
     session_expires: int = 1800
+    min_se: int = 90
+    """RFC 4028 §5: the smallest session interval media accepts; a smaller Session-Expires gets ``422`` with
+    ``Min-SE: min_se`` (§9). At least 90 s (§4: Min-SE MUST NOT be below 90 s)."""
     refer_timeout: float = 60.0
     refer_bye_timeout: float = 10.0
     store_lookup_timeout: float = 3.0
@@ -67,6 +71,11 @@ class MediaSettings:
         return TcpLimits(self.tcp_max_connections, self.tcp_max_per_source, self.tcp_max_per_trusted_source,
                          self.tcp_header_timeout)
 
+    @functools.cached_property
+    def timer_config(self) -> TimerConfig:
+        """The session-timer limits as :mod:`secondnum.sip.session_timer` takes them (RFC 4028)."""
+        return TimerConfig(self.session_expires, self.min_se)
+
     def __post_init__(self) -> None:
         _ = self.tcp_limits  # validates the caps at load time
         if not 1024 <= self.rtp_port_min <= self.rtp_port_max <= 65534:
@@ -75,6 +84,8 @@ class MediaSettings:
             raise ValueError("rtp_port_min..rtp_port_max must hold an even RTP port and its RTCP port")
         if self.min_message_length < 0 or self.max_message_length <= self.min_message_length:
             raise ValueError("need 0 <= min_message_length < max_message_length")
+        if self.min_se < ABSOLUTE_MIN_SE:
+            raise ValueError(f"min_se must be at least {ABSOLUTE_MIN_SE} s (RFC 4028 §4)")
         for name in ("rtp_timeout", "silence_timeout", "gtts_timeout", "digit_timeout",
                      "store_lookup_timeout", "spool_retry_interval", "rtcp_interval"):
             if getattr(self, name) <= 0:

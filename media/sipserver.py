@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from prometheus_client import Counter, Gauge
 
+from media import session_timer
 from media.audio import g711, tones
 from media.call import App, Call, Release
 from media.ivr.access import AccessApp
@@ -52,13 +53,13 @@ from secondnum.sip import (
     SipError,
     SipRequest,
 )
+from secondnum.sip.session_timer import LegTimer, allows
 from secondnum.sip.transaction import Address
 
 log = get_logger(__name__)
 
 SERVICES = ("vm-deposit", "vm-access")
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, NOTIFY"
-MIN_SE = 90
 SUPPORTED_EXTENSIONS = {"timer"}
 
 CALLS = Gauge("secondnum_media_calls", "Calls in progress", ["service"])
@@ -250,10 +251,11 @@ class MediaServer:
         except IdentityError:
             self._reject(inc, 400, [_warning(host, 399, "mailbox parameter missing or not E.164")])
             return
-        session_expires, refresher_required = self._session_expires(req)
-        if session_expires is not None and session_expires < MIN_SE:
-            self._reject(inc, 422, [("Min-SE", str(MIN_SE))])
+        if session_timer.too_small(req, self.settings.timer_config):
+            # RFC 4028 §9: 422 with our minimum ([media] min_se)
+            self._reject(inc, 422, [("Min-SE", str(self.settings.min_se))])
             return
+        timer = session_timer.answer(req, self.settings.timer_config)
         offer: SessionDescription | None = None
         try:
             if req.body:
@@ -287,11 +289,7 @@ class MediaServer:
             body = make_audio_offer(local_host=self.settings.rtp_host, local_port=stream.local_port,
                                     session_id=session_id).encode()
             stream.sending = False  # nothing to send to until the ACK brings the answer
-        headers: list[tuple[str, str]] = [("Allow", ALLOW), ("Supported", "timer")]
-        if session_expires is not None:
-            headers.append(("Session-Expires", f"{session_expires};refresher=uac"))
-            if refresher_required:
-                headers.append(("Require", "timer"))
+        headers: list[tuple[str, str]] = [("Allow", ALLOW), ("Supported", "timer"), *timer.headers]
         local_contact = self.endpoint.local_contact(service, inc.transport)
         try:
             dialog = Dialog.from_uas(req, inc.to_tag, local_contact, DialogState.CONFIRMED)
@@ -305,6 +303,8 @@ class MediaServer:
         call = Call(self, dialog, stream, service=service, mailbox=mailbox, caller=caller,
                     network_auth=network_auth, call_id=req.call_id)
         call.offer_sdp = None if offer is not None else body
+        call.local_sdp = body
+        call.peer_allows_update = allows(req, "UPDATE")
         call.session_id = session_id
         dialog.user_data = call
         self.endpoint.dialogs.add(dialog)
@@ -322,29 +322,13 @@ class MediaServer:
             return
         if offer is None and ack.body:
             self._on_sdp_answer(call, ack.body)
-        call.arm_session_timer(session_expires)
+        call.arm_session_timer(timer.timer)
         await call.run(lambda: self._make_app(call))
 
     def _reject(self, inc: IncomingRequest, status: int,
                 headers: list[tuple[str, str]] | None = None) -> None:
         INVITES.labels(str(status)).inc()
         inc.respond(status, headers=headers or [])
-
-    @staticmethod
-    def _session_expires(req: SipRequest) -> tuple[int | None, bool]:
-        """RFC 4028 §9: the interval we answer with, and whether the UAC supports timers (Require)."""
-        raw = req.headers.get("Session-Expires") or req.headers.get("x")
-        if raw is None:
-            return None, False
-        try:
-            value = int(raw.split(";", 1)[0].strip())
-        except ValueError:
-            return None, False
-        min_se_raw = req.headers.get("Min-SE")
-        if min_se_raw:
-            with contextlib.suppress(ValueError):
-                value = max(value, int(min_se_raw.split(";", 1)[0].strip()))
-        return value, "timer" in req.supported
 
     @staticmethod
     def _caller(req: SipRequest) -> str:
@@ -454,11 +438,16 @@ class MediaServer:
         """re-INVITE/UPDATE (RFC 3261 §14.2, RFC 3311): new offer → new answer; also a session refresh."""
         req = inc.request
         call.sdp_version += 1
-        headers: list[tuple[str, str]] = [("Allow", ALLOW), ("Supported", "timer")]
-        session_expires, _ = self._session_expires(req)
-        if session_expires is not None:
-            headers.append(("Session-Expires", f"{session_expires};refresher=uac"))
-        call.arm_session_timer(session_expires)
+        if session_timer.too_small(req, self.settings.timer_config):
+            inc.respond(422, headers=[("Min-SE", str(self.settings.min_se))])  # RFC 4028 §9, refreshes too
+            return
+        previous = call.timer
+        timer = session_timer.answer(
+            req, self.settings.timer_config,
+            None if previous is None else LegTimer(previous.mode, int(previous.interval)))
+        headers: list[tuple[str, str]] = [("Allow", ALLOW), ("Supported", "timer"), *timer.headers]
+        if "allow" in req.headers:
+            call.peer_allows_update = allows(req, "UPDATE")
         body = b""
         if req.body:
             try:
@@ -476,6 +465,9 @@ class MediaServer:
                 local_host=self.settings.rtp_host, local_port=call.stream.local_port,
                 session_id=call.session_id, session_version=call.sdp_version).encode()
             call.offer_sdp = body
+        if body:
+            call.local_sdp = body
+        call.arm_session_timer(timer.timer)  # a successful refresh restarts the timer (§10)
         inc.respond(200, headers=headers, body=body, content_type="application/sdp" if body else None)
 
     @staticmethod

@@ -10,9 +10,11 @@ import pytest
 from media_harness import Uac, best_xcorr, has_beep, metric, wait_for
 
 from media.audio import g711, tones
+from media.call import Call
 from media.rtp import packet as rtp
 from media.service import MediaService
 from media.store.voicemail import VoicemailStore
+from secondnum.sip.session_timer import Mode
 
 
 def sip_addr(media: MediaService) -> tuple[str, int]:
@@ -176,6 +178,92 @@ async def test_session_timer_answered(media: MediaService, uac: Uac) -> None:
         assert resp.status == 422 and resp.headers.get("Min-SE") == "90"
     finally:
         await short.close()
+
+
+def _call_of(media: MediaService, uac: Uac) -> Call:
+    assert uac.invite is not None
+    return media.server.calls[uac.invite.call_id]
+
+
+def _make_refresh_due(call: Call) -> None:
+    """Moves the dialog's timer back by an interval instead of waiting half of it (>= 45 s with min_se 90)."""
+    assert call.timer is not None
+    call.timer.last -= call.timer.interval
+    call._arm_session_timer()
+
+
+@pytest.mark.parametrize(("allow", "method"), [("INVITE, ACK, BYE, CANCEL, UPDATE", "UPDATE"),
+                                               ("INVITE, ACK, BYE, CANCEL", "INVITE")])
+async def test_session_timer_refresher_uas_media_refreshes(media: MediaService, uac: Uac, allow: str,
+                                                           method: str) -> None:
+    """RFC 4028 §9: an explicit refresher=uas is kept, and media refreshes (§10): UPDATE when the AS allows
+    it, else a re-INVITE repeating media's SDP; the AS's 2xx restarts media's timer."""
+    resp = await uac.call(sip_addr(media), "vm-access", params=";auth=network",
+                          headers=[("Session-Expires", "120;refresher=uas"), ("Supported", "timer"),
+                                   ("Allow", allow)])
+    assert resp.status == 200 and resp.headers.get("Session-Expires") == "120;refresher=uas"
+    assert "timer" not in (resp.headers.get("Require") or "")
+    call = _call_of(media, uac)
+    await wait_for(lambda: call.timer is not None)
+    assert call.timer is not None
+    before = call.timer.last
+    _make_refresh_due(call)
+    inc = await asyncio.wait_for(uac.requests.get(), 30)
+    refresh = inc.request
+    assert refresh.method == method
+    assert refresh.headers.get("Session-Expires") == "120;refresher=uac"
+    assert "timer" in (refresh.headers.get("Supported") or "")
+    if method == "INVITE":
+        assert refresh.body == resp.body  # our SDP unchanged (RFC 3264 §8)
+    inc.respond(200, headers=[("Session-Expires", "120;refresher=uac"), ("Supported", "timer")],
+                body=uac.offer() if method == "INVITE" else b"",
+                content_type="application/sdp" if method == "INVITE" else None)
+    await wait_for(lambda: call.timer is not None and call.timer.last > before)
+    assert call.timer is not None and call.timer.mode is Mode.LOCAL
+    assert not uac.byes
+    assert (await uac.bye()).status == 200
+
+
+async def test_session_timer_kept_by_refresh_without_session_expires(media: MediaService, uac: Uac) -> None:
+    """RFC 4028 §9: a refresh without Session-Expires from a peer listing timer keeps the dialog's timer
+    (same interval, refresher=uac); one from a peer without timer support turns it off."""
+    resp = await uac.call(sip_addr(media), "vm-access", params=";auth=network",
+                          headers=[("Session-Expires", "150"), ("Supported", "timer")])
+    assert resp.headers.get("Session-Expires") == "150;refresher=uac"
+    call = _call_of(media, uac)
+    await wait_for(lambda: call.timer is not None)
+    for method in ("UPDATE", "INVITE"):
+        again = await uac.in_dialog(method, headers=[("Supported", "timer")])
+        assert again.status == 200
+        assert again.headers.get("Session-Expires") == "150;refresher=uac"
+        assert "timer" in (again.headers.get("Require") or "")
+        assert call.timer is not None and call.timer.mode is Mode.PEER and call.timer.interval == 150
+    bare = await uac.in_dialog("UPDATE")
+    assert bare.status == 200 and "session-expires" not in bare.headers
+    assert call.timer is None
+    assert (await uac.bye()).status == 200
+
+
+async def test_session_timer_min_se_setting(mongo_uri: str, prompt_dir, uac: Uac) -> None:  # type: ignore[no-untyped-def]
+    """[media] min_se decides the 422 (RFC 4028 §9), on the INVITE and on a refresh."""
+    import os
+
+    from media_harness import media_settings, start_service
+
+    svc = await start_service(media_settings(prompt_dir, min_se=300), mongo_uri,
+                              os.environ["SECONDNUM_TEST_DB"])
+    try:
+        resp = await uac.call(sip_addr(svc), "vm-access", params=";auth=network",
+                              headers=[("Session-Expires", "200"), ("Supported", "timer")])
+        assert resp.status == 422 and resp.headers.get("Min-SE") == "300"
+        resp = await uac.call(sip_addr(svc), "vm-access", params=";auth=network",
+                              headers=[("Session-Expires", "300"), ("Supported", "timer")])
+        assert resp.status == 200 and resp.headers.get("Session-Expires") == "300;refresher=uac"
+        small = await uac.in_dialog("UPDATE", headers=[("Session-Expires", "120"), ("Supported", "timer")])
+        assert small.status == 422 and small.headers.get("Min-SE") == "300"
+        assert (await uac.bye()).status == 200
+    finally:
+        await svc.stop()
 
 
 async def test_invite_without_sdp_offer_in_200(media: MediaService, uac: Uac) -> None:
