@@ -37,16 +37,24 @@ def machine() -> str:
 
 def metric(port: int, name: str, labels: str = "") -> float:
     """Sum of a Prometheus sample from the AS's /metrics (all label sets matching ``labels``)."""
+    return metrics(port, name, labels=labels)[name]
+
+
+def metrics(port: int, *names: str, labels: str = "") -> dict[str, float]:
+    """Several samples (each summed over the label sets matching ``labels``) from one read of /metrics."""
     status, text = rs.http_json("GET", f"http://127.0.0.1:{port}/metrics", token=None)
     if status != 200 or not isinstance(text, str):
-        return float("nan")
-    total = 0.0
+        return {name: float("nan") for name in names}
+    totals = dict.fromkeys(names, 0.0)
     for line in text.splitlines():
-        if line.startswith(name) and (not labels or labels in line):
+        if line.startswith("#") or (labels and labels not in line):
+            continue
+        name = line.split("{")[0].split(" ")[0]
+        if name in totals:
             m = re.match(r"^[^\s{]+(\{[^}]*\})?\s+([0-9.eE+-]+)$", line)
-            if m and line.split("{")[0].split(" ")[0] == name:
-                total += float(m.group(2))
-    return total
+            if m:
+                totals[name] += float(m.group(2))
+    return totals
 
 
 Stack = tuple[rs.MongoProcess, rs.SecondnumProcess, rs.Ports]

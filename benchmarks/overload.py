@@ -20,6 +20,9 @@ plays the S-CSCF (127.0.0.5, trusted) and the far end.
    blocks and glibc's in-use/free heap from /metrics, which tell a leak (live blocks grow) from memory the
    allocator keeps (free grows). The same figures are printed after the anchor: the baseline.
 
+``--recover S`` adds S seconds of clean-rate traffic after the first overload's reading (then the wait and
+another reading): whether RSS falls back while calls go on, as they would in service.
+
 ``sized`` also sets ``[as] max_setups`` (calls in their set-up stage) to half a second of set-up at the
 clean rate; ``default`` leaves it at 100.
 
@@ -36,7 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._service import machine, metric, ramp, rel_sipp, rs, run_caller, start_stack, top_up
+from benchmarks._service import machine, metric, metrics, ramp, rel_sipp, rs, run_caller, start_stack, top_up
 
 
 def _summary(s: rel_sipp.Sipp) -> str:
@@ -47,14 +50,17 @@ def _summary(s: rel_sipp.Sipp) -> str:
 
 
 def _memory(port: int) -> str:
-    """Live Python blocks and glibc's in-use/free heap from /metrics (secondnum/memory.py)."""
-    blocks = metric(port, "secondnum_python_allocated_blocks")
-    in_use = metric(port, "secondnum_malloc_in_use_bytes") / 2**20
-    free = metric(port, "secondnum_malloc_free_bytes") / 2**20
-    trimmed = metric(port, "secondnum_malloc_trimmed_bytes_total") / 2**20
-    calls = metric(port, "secondnum_as_active_calls")
-    media = metric(port, "secondnum_media_calls")
-    streams = metric(port, "secondnum_media_rtp_streams")
+    """Live Python blocks and glibc's in-use/free heap from one read of /metrics (secondnum/memory.py)."""
+    m = metrics(port, "secondnum_python_allocated_blocks", "secondnum_malloc_in_use_bytes",
+                "secondnum_malloc_free_bytes", "secondnum_malloc_trimmed_bytes_total",
+                "secondnum_as_active_calls", "secondnum_media_calls", "secondnum_media_rtp_streams")
+    blocks = m["secondnum_python_allocated_blocks"]
+    in_use = m["secondnum_malloc_in_use_bytes"] / 2**20
+    free = m["secondnum_malloc_free_bytes"] / 2**20
+    trimmed = m["secondnum_malloc_trimmed_bytes_total"] / 2**20
+    calls = m["secondnum_as_active_calls"]
+    media = m["secondnum_media_calls"]
+    streams = m["secondnum_media_rtp_streams"]
     return (f"python blocks {blocks / 1e3:.0f}k, malloc in use {in_use:.1f} MiB, "
             f"free in heap {free:.1f} MiB, trimmed so far {trimmed:.1f} MiB; calls in progress: "
             f"AS {calls:.0f}, media {media:.0f} ({streams:.0f} RTP streams)")
@@ -94,6 +100,9 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=75.0,
                         help="seconds to wait after the anchor and each overload before reading memory: "
                              "64*T1 (32 s) plus one [run] memory_trim_interval (60 s) by default")
+    parser.add_argument("--recover", type=float, default=0.0,
+                        help="seconds of traffic at the clean rate after the first overload (then --settle "
+                             "and a reading): whether RSS falls back while calls go on; 0 = none")
     parser.add_argument("--tracemalloc", action="store_true",
                         help="run the service with PYTHONTRACEMALLOC=1 and print the source lines whose "
                              "allocations grew between readings (slow: not for the figures)")
@@ -173,6 +182,16 @@ def main() -> None:
         print(f"  {settle:.0f} s after the overload: RSS {settled1 / 1024:.1f} MiB; {_memory(ports.as_http)}")
         census1 = _census(ports.as_http)
         print(f"  objects grown since the anchor: {_growth(census0, census1)}")
+        if args.recover > 0:
+            # Traffic goes on after a burst: the clean rate again, as in the anchor. Objects that live on
+            # (metric values, caches) are then re-allocated in the fuller arenas, and the burst's may empty.
+            back = run_caller(ports, workdir, "recover", args.clean_rate, args.recover, (lo, hi), max_calls)
+            back.wait(args.recover + hi / 1000 + 120)
+            time.sleep(settle)
+            print(f"recover  {args.clean_rate:g}/s for {args.recover:g} s: {_summary(back)}")
+            settled1 = rs.rss_kib(proc.pid) if proc.alive() else 0
+            print(f"  {settle:.0f} s after it: RSS {settled1 / 1024:.1f} MiB; {_memory(ports.as_http)}")
+            census1 = _census(ports.as_http)
         again = run_caller(ports, workdir, "overload2", 2 * args.clean_rate, args.seconds, (lo, hi),
                            10 * max_calls)
         again.wait(args.seconds + hi / 1000 + 120)
@@ -182,7 +201,8 @@ def main() -> None:
         time.sleep(settle)
         settled2 = rs.rss_kib(proc.pid) if proc.alive() else 0
         fds2 = rs.open_fds(proc.pid) if proc.alive() else 0
-        print(f"  memory {settle:.0f} s after each overload: RSS {settled1 / 1024:.1f} MiB after the first, "
+        first = "the first and the recovery traffic" if args.recover > 0 else "the first"
+        print(f"  memory {settle:.0f} s after each overload: RSS {settled1 / 1024:.1f} MiB after {first}, "
               f"{settled2 / 1024:.1f} after the second ({(settled2 - settled1) / 1024:+.1f}); "
               f"fds {fds1} -> {fds2}; process alive: {proc.alive()}; {_memory(ports.as_http)}")
         print(f"  objects grown since the first overload: {_growth(census1, _census(ports.as_http))}")
