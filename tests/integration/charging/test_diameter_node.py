@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from typing import Any
 
 import pytest
 from diameter.message import Message
@@ -49,8 +50,8 @@ class Recorder:
         return codec.new_answer(req, dc.SUCCESS)
 
 
-async def server(host: str, handler: Recorder, port: int = 0) -> DiameterNode:
-    node = DiameterNode(host, "test", (dc.APP_RO,))
+async def server(host: str, handler: Recorder, port: int = 0, **options: Any) -> DiameterNode:
+    node = DiameterNode(host, "test", (dc.APP_RO,), **options)
     node.register_handler(dc.APP_RO, dc.CMD_CREDIT_CONTROL, handler)
     await node.start(listen=("127.0.0.1", port))
     return node
@@ -181,9 +182,7 @@ async def test_duplicate_cache_forgets_answers_after_its_window() -> None:
     """A T-flagged duplicate inside the window gets the cached answer; after it, the request is handled
     again, and the idle node has forgotten every answer without further traffic (its own timer)."""
     rec = Recorder()
-    ocs = DiameterNode("ocs1.test", "test", (dc.APP_RO,), duplicate_window=0.4)
-    ocs.register_handler(dc.APP_RO, dc.CMD_CREDIT_CONTROL, rec)
-    await ocs.start(listen=("127.0.0.1", 0))
+    ocs = await server("ocs1.test", rec, duplicate_window=0.4)
     peer = await RawPeer.connect(ocs.listen_port)
     try:
         peer.send(raw_ccr(7, 1))
@@ -204,9 +203,7 @@ async def test_duplicate_cache_forgets_answers_after_its_window() -> None:
 
 async def test_duplicate_cache_keeps_its_size_cap() -> None:
     rec = Recorder()
-    ocs = DiameterNode("ocs1.test", "test", (dc.APP_RO,), duplicate_cache_size=3)
-    ocs.register_handler(dc.APP_RO, dc.CMD_CREDIT_CONTROL, rec)
-    await ocs.start(listen=("127.0.0.1", 0))
+    ocs = await server("ocs1.test", rec, duplicate_cache_size=3)
     peer = await RawPeer.connect(ocs.listen_port)
     try:
         for e2e in range(1, 6):
